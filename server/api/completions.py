@@ -1,0 +1,95 @@
+"""POST /v1/completions: prompts as a string, token ids, or a list of either."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from server import generation
+from server.api.disconnect import cancel_on_disconnect
+from server.engine.base import GenerateRequest
+from server.errors import InvalidRequestError
+from server.metrics import RequestTimer
+from server.render.completions import CompletionContext, collect_completion, stream_completion
+from server.sampling import resolve_max_tokens, sampling_options
+from server.schemas.common import ErrorResponse
+from server.schemas.completions import Completion, CompletionRequest
+from server.state import ServerState, StateDep
+from server.streaming import sse_response
+
+router = APIRouter(tags=["completions"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (400, 404, 413, 429, 503)
+}
+MAX_PROMPTS = 64
+
+
+def _prompts(body: CompletionRequest, state: ServerState) -> list[tuple[list[int], str]]:
+    """Each prompt as token ids (with BOS for text) plus the text that `echo` repeats."""
+    raw = body.prompt
+    single = isinstance(raw, str) or isinstance(raw[0], int)
+    items: list[str | list[int]] = [raw] if single else list(raw)  # type: ignore[list-item,arg-type]
+    if len(items) > MAX_PROMPTS:
+        raise InvalidRequestError(f"At most {MAX_PROMPTS} prompts per request.", param="prompt")
+    vocab = state.engine.model_card.vocab_size
+    out: list[tuple[list[int], str]] = []
+    for item in items:
+        if isinstance(item, str):
+            out.append((state.tokenizer.encode(item), item))
+            continue
+        if any(t >= vocab for t in item):
+            raise InvalidRequestError(
+                f"prompt token ids must be below the vocabulary size {vocab}.", param="prompt"
+            )
+        out.append((item, state.tokenizer.decode(item) if body.echo else ""))
+    return out
+
+
+def _check_unsupported(body: CompletionRequest) -> None:
+    if body.best_of is not None and body.best_of != body.n:
+        raise InvalidRequestError("best_of other than n is not supported.", param="best_of")
+    if body.echo and body.logprobs is not None:
+        raise InvalidRequestError("echo together with logprobs is not supported.", param="echo")
+
+
+@router.post("/v1/completions", response_model=Completion, responses=_ERRORS)
+async def create_completion(body: CompletionRequest, request: Request, state: StateDep) -> Response:
+    timer = RequestTimer(state.metrics)
+    model = state.check_model(body.model)
+    _check_unsupported(body)
+    prompts = _prompts(body, state)
+    request_id = f"cmpl-{uuid.uuid4().hex}"
+    choices: list[generation.Choice] = []
+    echo: list[str] = []
+    for p, (ids, text) in enumerate(prompts):
+        max_tokens = resolve_max_tokens(len(ids), body.max_tokens, state.max_model_len)
+        for i in range(body.n):
+            index = p * body.n + i
+            sampling = sampling_options(
+                body,
+                max_tokens=max_tokens,
+                logprobs=body.logprobs,
+                vocab_size=state.engine.model_card.vocab_size,
+                max_logprobs=state.settings.max_logprobs,
+                choice_index=i,
+            )
+            choices.append(generation.Choice(index, GenerateRequest(f"{request_id}-{index}", ids, sampling)))
+            echo.append(text if body.echo else "")
+    ctx = CompletionContext(
+        id=request_id,
+        created=int(time.time()),
+        model=model,
+        prompt_tokens=sum(len(ids) for ids, _ in prompts),
+        echo=echo,
+        logprobs=body.logprobs,
+        timer=timer,
+    )
+    deltas = generation.start(state.engine, choices)
+    if body.stream:
+        return sse_response(stream_completion(ctx, deltas, body.include_usage))
+    result = await cancel_on_disconnect(request, collect_completion(ctx, deltas))
+    return JSONResponse(result.model_dump())

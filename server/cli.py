@@ -1,0 +1,52 @@
+"""`mixtral-serve` / `python -m server`: flags generated from Settings (pydantic-settings' CLI source).
+
+Precedence: command-line flag, then MIXTRAL_* environment variable, then the default.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from pydantic_settings import CliSettingsSource
+
+from server.app import create_app
+from server.config import Settings
+
+
+def parse_settings(argv: Sequence[str] | None = None) -> Settings:
+    source: CliSettingsSource[Settings] = CliSettingsSource(
+        Settings,
+        cli_prog_name="mixtral-serve",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_enforce_required=False,
+        cli_avoid_json=True,
+    )
+    args = list(sys.argv[1:] if argv is None else argv)
+    return Settings(_cli_settings_source=source(args=args))
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = parse_settings(argv)
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""One Settings class: env vars (prefix MIXTRAL_), CLI flags and compose files share its field names.
+
+The flag names follow vLLM's (`--max-model-len`, `--tensor-parallel-size`, ...) wherever they mean
+the same thing, so an operator moving from `vllm serve` keeps their command line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+EMBEDDED_MODEL_NAME = "tiny-mixtral"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mixtral-serve"
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told. Unset engine fields keep vLLM's own defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="MIXTRAL_", extra="ignore", protected_namespaces=())
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    model: str | None = Field(
+        None,
+        description="Path of a Mixtral/Mistral checkpoint. Unset: the embedded tiny Mixtral "
+        "(random weights, its text is noise), generated into --cache-dir on first use.",
+    )
+    tokenizer: str | None = Field(None, description="Tokenizer path, if not the model's.")
+    served_model_name: str | None = Field(
+        None, description="Name clients use in `model`. Default: the model folder's name."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs (or CPU ranks) to shard the model over.")
+    max_model_len: int | None = Field(None, ge=16, description="Context length; default the model's.")
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    max_num_seqs: int | None = Field(None, ge=1, description="Most sequences in one engine step.")
+    max_num_batched_tokens: int | None = Field(None, ge=1, description="Most tokens in one engine step.")
+    dtype: str = Field("auto", description="auto, bfloat16, float16 or float32.")
+    quantization: str | None = Field(None, description="A vLLM quantization method, e.g. fp8.")
+    enforce_eager: bool = Field(False, description="Disable CUDA graphs and torch.compile.")
+    enable_prefix_caching: bool | None = Field(None, description="Reuse KV cache across shared prefixes.")
+    load_format: str = Field("auto", description="auto, safetensors, ... or dummy (random weights).")
+    seed: int = Field(0, description="Engine seed; requests may set their own.")
+    kv_cache_memory_bytes: int | None = Field(
+        None, ge=1 << 20, description="KV-cache size in bytes. On CPU it defaults to 1 GiB."
+    )
+    max_logprobs: int = Field(20, ge=0, le=20, description="Most top_logprobs a request may ask for.")
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="Where the embedded model lives.")
+    log_level: LogLevel = "info"
+
+    def resolved_served_name(self) -> str:
+        if self.served_model_name:
+            return self.served_model_name
+        if self.model is None:
+            return EMBEDDED_MODEL_NAME
+        return Path(self.model).name or self.model

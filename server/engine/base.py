@@ -1,0 +1,108 @@
+"""The engine seam: what the HTTP layer needs from an inference engine, and nothing more.
+
+Small on purpose (like TGI's `Backend` trait): the HTTP layer speaks these types only, so it never
+imports vllm, and a test double can stand in for faults the real engine cannot make on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingOptions:
+    """Engine-neutral sampling settings; values were validated by the HTTP layer."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0: no top-k
+    min_p: float = 0.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    logit_bias: dict[int, float] | None = None
+    logprobs: int | None = None  # top alternatives per token; 0: only the chosen token's
+    min_tokens: int = 0
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    request_id: str
+    prompt_token_ids: list[int]
+    sampling: SamplingOptions
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    token_id: int
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    token_id: int
+    token: str
+    logprob: float
+    top: list[TopLogprob]
+
+
+@dataclass(slots=True)
+class Delta:
+    """New output of one sequence since the last delta. `text` never ends inside a UTF-8 character."""
+
+    text: str
+    token_ids: list[int]
+    finish_reason: FinishReason | None = None
+    logprobs: list[TokenLogprob] | None = None
+    num_cached_prompt_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    name: str
+    root: str
+    max_model_len: int
+    vocab_size: int
+    engine_version: str
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """Scheduler state from the engine's most recent step."""
+
+    running: int = 0
+    waiting: int = 0
+    kv_cache_usage: float = 0.0
+    steps: int = 0
+    max_running_seen: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    @property
+    def model_card(self) -> ModelCard: ...
+
+    def generate(self, request: GenerateRequest) -> AsyncGenerator[Delta, None]:
+        """Start a request. Invalid parameters raise here, before the first await; the returned
+        iterator aborts the engine request when closed early (client gone, deadline, error)."""
+        ...
+
+    async def abort(self, request_id: str) -> None: ...
+
+    async def check_health(self) -> None:
+        """Raise EngineUnavailableError if the engine cannot serve."""
+        ...
+
+    def stats(self) -> EngineStats: ...
+
+    async def shutdown(self) -> None: ...

@@ -1,0 +1,234 @@
+"""The Engine protocol on vLLM's AsyncLLM (v1), in-process. The only module that imports vllm.
+
+Supports vLLM 0.26 (the GPU image) through 0.32 (the CPU wheel); the differences that matter here:
+0.32's validation errors are VLLMValidationError, no longer a ValueError, and 0.26 hands back the
+whole logprob history on an empty DELTA output. Both are handled below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import vllm
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.exceptions import VLLMValidationError
+from vllm.inputs import tokens_input
+from vllm.platforms import current_platform
+from vllm.sampling_params import RequestOutputKind, SamplingParams
+from vllm.usage.usage_lib import UsageContext
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+from vllm.v1.metrics.loggers import StatLoggerBase
+
+from server.config import Settings
+from server.engine.base import (
+    Delta,
+    EngineStats,
+    GenerateRequest,
+    ModelCard,
+    SamplingOptions,
+    TokenLogprob,
+    TopLogprob,
+)
+from server.engine.tiny import ensure_tiny_model
+from server.errors import EngineError, EngineUnavailableError, InvalidRequestError
+
+logger = logging.getLogger(__name__)
+
+CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30
+_VALIDATION_ERRORS = (VLLMValidationError, ValueError, TypeError)
+
+
+class _StatsRecorder(StatLoggerBase):
+    """Keeps the latest scheduler numbers; vLLM calls `record` on the event loop once per step.
+
+    It must never raise: an exception here would kill vLLM's output handler."""
+
+    def __init__(self, vllm_config: Any = None, engine_index: int = 0) -> None:
+        self.latest = EngineStats()
+
+    def record(
+        self,
+        scheduler_stats: Any,
+        iteration_stats: Any,
+        mm_cache_stats: Any = None,
+        engine_idx: int = 0,
+    ) -> None:
+        if scheduler_stats is None:
+            return
+        try:
+            self.latest = EngineStats(
+                running=int(scheduler_stats.num_running_reqs),
+                waiting=int(scheduler_stats.num_waiting_reqs),
+                kv_cache_usage=float(scheduler_stats.kv_cache_usage),
+                steps=self.latest.steps + 1,
+            )
+        except Exception:  # noqa: BLE001 - see docstring
+            logger.debug("could not read scheduler stats", exc_info=True)
+
+    def log_engine_initialized(self) -> None:
+        pass
+
+
+def _cpu_thread_binding(tensor_parallel_size: int) -> str:
+    """One disjoint set of cores per rank, e.g. "0|1" for TP=2 on two cores."""
+    cores = sorted(os.sched_getaffinity(0))
+    per_rank = max(1, len(cores) // tensor_parallel_size)
+    groups = [cores[i * per_rank : (i + 1) * per_rank] or cores[-1:] for i in range(tensor_parallel_size)]
+    return "|".join(",".join(str(c) for c in g) for g in groups)
+
+
+def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
+    kwargs: dict[str, Any] = {
+        "model": model_path,
+        "tokenizer": settings.tokenizer,
+        "served_model_name": settings.resolved_served_name(),
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "max_model_len": settings.max_model_len,
+        "gpu_memory_utilization": settings.gpu_memory_utilization,
+        "max_num_seqs": settings.max_num_seqs,
+        "max_num_batched_tokens": settings.max_num_batched_tokens,
+        "dtype": settings.dtype,
+        "quantization": settings.quantization,
+        "enforce_eager": settings.enforce_eager,
+        "enable_prefix_caching": settings.enable_prefix_caching,
+        "load_format": settings.load_format,
+        "seed": settings.seed,
+        "max_logprobs": settings.max_logprobs,
+        "kv_cache_memory_bytes": settings.kv_cache_memory_bytes,
+        "disable_log_stats": True,  # our stats recorder turns stats on; no periodic log spam
+    }
+    if current_platform.is_cpu():
+        kwargs["kv_cache_memory_bytes"] = settings.kv_cache_memory_bytes or CPU_DEFAULT_KV_CACHE_BYTES
+        if settings.tensor_parallel_size > 1 and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = _cpu_thread_binding(settings.tensor_parallel_size)
+    return AsyncEngineArgs(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def to_sampling_params(options: SamplingOptions) -> SamplingParams:
+    try:
+        return SamplingParams(
+            n=1,
+            max_tokens=options.max_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            top_k=options.top_k,
+            min_p=options.min_p,
+            seed=options.seed,
+            stop=list(options.stop) or None,
+            presence_penalty=options.presence_penalty,
+            frequency_penalty=options.frequency_penalty,
+            repetition_penalty=options.repetition_penalty,
+            logit_bias=options.logit_bias,
+            logprobs=options.logprobs,
+            min_tokens=options.min_tokens,
+            ignore_eos=options.ignore_eos,
+            output_kind=RequestOutputKind.DELTA,
+        )
+    except _VALIDATION_ERRORS as exc:
+        raise InvalidRequestError(str(exc)) from exc
+
+
+def _logprobs(output: Any) -> list[TokenLogprob] | None:
+    raw = output.logprobs
+    if raw is None:
+        return None
+    n = len(output.token_ids)
+    raw = list(raw)[len(raw) - n :] if n else []  # vLLM 0.26 returns the whole history on empty deltas
+    entries: list[TokenLogprob] = []
+    for token_id, candidates in zip(output.token_ids, raw, strict=True):
+        chosen = candidates[token_id]
+        ranked = sorted(candidates.items(), key=lambda kv: kv[1].rank or 0)
+        entries.append(
+            TokenLogprob(
+                token_id=token_id,
+                token=chosen.decoded_token or "",
+                logprob=chosen.logprob,
+                top=[TopLogprob(tid, lp.decoded_token or "", lp.logprob) for tid, lp in ranked],
+            )
+        )
+    return entries
+
+
+class VLLMEngine:
+    def __init__(self, llm: AsyncLLM, recorder: _StatsRecorder, card: ModelCard) -> None:
+        self._llm = llm
+        self._recorder = recorder
+        self._card = card
+
+    @classmethod
+    async def start(cls, settings: Settings) -> VLLMEngine:
+        model_path = settings.model or str(ensure_tiny_model(settings.cache_dir))
+        recorder = _StatsRecorder()
+        args = engine_args(settings, model_path)
+        llm = AsyncLLM.from_engine_args(
+            args, usage_context=UsageContext.OPENAI_API_SERVER, stat_loggers=[lambda _cfg, _idx: recorder]
+        )
+        model_config = llm.model_config
+        card = ModelCard(
+            name=settings.resolved_served_name(),
+            root=model_path,
+            max_model_len=int(model_config.max_model_len),
+            vocab_size=int(model_config.get_vocab_size()),
+            engine_version=f"vllm {vllm.__version__}",
+            created=int(time.time()),
+        )
+        return cls(llm, recorder, card)
+
+    @property
+    def model_card(self) -> ModelCard:
+        return self._card
+
+    def generate(self, request: GenerateRequest) -> AsyncGenerator[Delta, None]:
+        params = to_sampling_params(request.sampling)  # raises before the response starts
+        return self._stream(request, params)
+
+    async def _stream(self, request: GenerateRequest, params: SamplingParams) -> AsyncGenerator[Delta, None]:
+        finished = False
+        try:
+            async for out in self._llm.generate(
+                tokens_input(request.prompt_token_ids), params, request.request_id
+            ):
+                output = out.outputs[0]
+                reason = output.finish_reason
+                if reason in ("abort", "error"):
+                    raise EngineError(f"The engine ended the request ({reason}).")
+                finished = out.finished
+                yield Delta(
+                    text=output.text,
+                    token_ids=list(output.token_ids),
+                    finish_reason="length" if reason == "length" else ("stop" if reason else None),
+                    logprobs=_logprobs(output),
+                    num_cached_prompt_tokens=out.num_cached_tokens or 0,
+                )
+        except EngineDeadError as exc:
+            raise EngineUnavailableError("The engine has stopped; the server is restarting.") from exc
+        except _VALIDATION_ERRORS as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        except EngineGenerateError as exc:
+            if isinstance(exc.__cause__, _VALIDATION_ERRORS):
+                raise InvalidRequestError(str(exc.__cause__)) from exc
+            raise EngineError("The engine failed this request.") from exc
+        finally:
+            if not finished:  # closed early: client gone, deadline, error. Free its KV cache now.
+                await asyncio.shield(self._llm.abort(request.request_id))
+
+    async def abort(self, request_id: str) -> None:
+        await self._llm.abort(request_id)
+
+    async def check_health(self) -> None:
+        try:
+            await self._llm.check_health()
+        except EngineDeadError as exc:
+            raise EngineUnavailableError("The engine is not running.") from exc
+
+    def stats(self) -> EngineStats:
+        return self._recorder.latest
+
+    async def shutdown(self) -> None:
+        self._llm.shutdown()

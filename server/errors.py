@@ -1,0 +1,175 @@
+"""Every error a client can see, and the one table that maps each to an HTTP status and OpenAI body.
+
+Errors are raised, never returned. The same table renders the JSON response and the SSE error
+event sent when a stream fails after it started.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """Base of all client-visible errors. `code` is OpenAI's machine-readable code, if any."""
+
+    default_code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+
+
+class InvalidRequestError(APIError):
+    pass
+
+
+class ContextLengthExceededError(InvalidRequestError):
+    default_code = "context_length_exceeded"
+
+
+class AuthenticationError(APIError):
+    default_code = "invalid_api_key"
+
+
+class NotFoundError(APIError):
+    pass
+
+
+class ModelNotFoundError(NotFoundError):
+    default_code = "model_not_found"
+
+
+class PayloadTooLargeError(APIError):
+    pass
+
+
+class RateLimitError(APIError):
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class EngineUnavailableError(APIError):
+    """The engine is dead, stopping or not started: the client may retry elsewhere or later."""
+
+    default_code = "engine_unavailable"
+
+
+class ClientDisconnectedError(APIError):
+    """The client left before its answer was ready; nobody reads this response."""
+
+
+class EngineError(APIError):
+    """The engine failed a request for a reason that is not the client's."""
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    status: int
+    type: str
+
+
+# THE table. Lookup walks the exception's MRO, so a subclass inherits its parent's row.
+ERROR_TABLE: dict[type[APIError], ErrorKind] = {
+    InvalidRequestError: ErrorKind(400, "invalid_request_error"),
+    AuthenticationError: ErrorKind(401, "authentication_error"),
+    NotFoundError: ErrorKind(404, "invalid_request_error"),
+    PayloadTooLargeError: ErrorKind(413, "invalid_request_error"),
+    RateLimitError: ErrorKind(429, "rate_limit_error"),
+    EngineError: ErrorKind(500, "server_error"),
+    EngineUnavailableError: ErrorKind(503, "service_unavailable"),
+    ClientDisconnectedError: ErrorKind(499, "client_closed_request"),
+}
+_FALLBACK = ErrorKind(500, "server_error")
+
+
+def kind_of(exc: APIError) -> ErrorKind:
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]
+    return _FALLBACK
+
+
+def error_body(exc: APIError) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": exc.message,
+            "type": kind_of(exc).type,
+            "param": exc.param,
+            "code": exc.code,
+        }
+    }
+
+
+def error_response(exc: APIError) -> JSONResponse:
+    headers = {}
+    if isinstance(exc, RateLimitError):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return JSONResponse(error_body(exc), status_code=kind_of(exc).status, headers=headers)
+
+
+def _validation_to_api_error(exc: RequestValidationError) -> InvalidRequestError:
+    """FastAPI's 422 becomes OpenAI's 400, naming the first offending field."""
+    errors = exc.errors()
+    if not errors:
+        return InvalidRequestError("Invalid request.")
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    if first.get("type") == "json_invalid":
+        return InvalidRequestError(f"The request body is not valid JSON: {first.get('msg', '')}")
+    param = ".".join(loc) or None
+    msg = str(first.get("msg", "Invalid value")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    where = f"{param}: " if param else ""
+    return InvalidRequestError(f"{where}{msg}{more}", param=param)
+
+
+_HTTP_STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    404: NotFoundError,
+    405: NotFoundError,
+    413: PayloadTooLargeError,
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, APIError)
+        return error_response(exc)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(_validation_to_api_error(exc))
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        cls = _HTTP_STATUS_ERRORS.get(exc.status_code, InvalidRequestError)
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 404:
+            detail = f"No route {request.method} {request.url.path}."
+        elif exc.status_code == 405:
+            detail = f"Method {request.method} is not allowed on {request.url.path}."
+        resp = error_response(cls(detail))
+        resp.status_code = exc.status_code
+        return resp
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return error_response(EngineError("Internal server error."))
+
+    app.add_exception_handler(APIError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

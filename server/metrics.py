@@ -1,0 +1,118 @@
+"""Prometheus collectors, one registry per app (no module-level state).
+
+A first set: request counts, token counts, latency histograms, and the engine's scheduler gauges
+read at scrape time. Names follow vLLM's where one exists, under our own prefix.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.engine.base import EngineStats
+
+PREFIX = "mixtral"
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_TOKEN_BUCKETS = (1, 8, 32, 128, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+
+
+class _EngineCollector(Collector):
+    def __init__(self, stats: Callable[[], EngineStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        s = self._stats()
+        yield GaugeMetricFamily(
+            f"{PREFIX}_num_requests_running", "Requests in the engine's running batch.", s.running
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_num_requests_waiting", "Requests waiting for the engine.", s.waiting
+        )
+        yield GaugeMetricFamily(f"{PREFIX}_kv_cache_usage_perc", "KV-cache usage, 0 to 1.", s.kv_cache_usage)
+
+
+class ServerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            f"{PREFIX}_http_requests", "HTTP requests by route and status.", ["route", "status"], registry=r
+        )
+        self.request_success = Counter(
+            f"{PREFIX}_request_success", "Finished choices by finish reason.", ["finish_reason"], registry=r
+        )
+        self.prompt_tokens = Counter(f"{PREFIX}_prompt_tokens", "Prompt tokens processed.", registry=r)
+        self.generation_tokens = Counter(f"{PREFIX}_generation_tokens", "Tokens generated.", registry=r)
+        self.ttft = Histogram(
+            f"{PREFIX}_time_to_first_token_seconds",
+            "Time to first token.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.e2e = Histogram(
+            f"{PREFIX}_e2e_request_latency_seconds", "Request latency.", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.generation_tokens_per_request = Histogram(
+            f"{PREFIX}_request_generation_tokens",
+            "Generated tokens per request.",
+            buckets=_TOKEN_BUCKETS,
+            registry=r,
+        )
+
+    def watch_engine(self, stats: Callable[[], EngineStats]) -> None:
+        self.registry.register(_EngineCollector(stats))
+
+
+class RequestTimer:
+    """Timings of one API request, reported once when it ends."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self._metrics = metrics
+        self._start = time.perf_counter()
+        self._first: float | None = None
+
+    def token(self) -> None:
+        if self._first is None:
+            self._first = time.perf_counter()
+            self._metrics.ttft.observe(self._first - self._start)
+
+    def finish(self, prompt_tokens: int, completion_tokens: int, finish_reasons: Iterable[str]) -> None:
+        m = self._metrics
+        m.e2e.observe(time.perf_counter() - self._start)
+        m.prompt_tokens.inc(prompt_tokens)
+        m.generation_tokens.inc(completion_tokens)
+        m.generation_tokens_per_request.observe(completion_tokens)
+        for reason in finish_reasons:
+            m.request_success.labels(finish_reason=reason).inc()
+
+
+class HTTPMetricsMiddleware:
+    """Counts responses by route template (bounded labels) and status; pure ASGI, so streams pass."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.http_requests.labels(route=path, status=str(status)).inc()

@@ -1,0 +1,80 @@
+"""Request fields -> engine-neutral SamplingOptions, with the checks that need the model's numbers."""
+
+from __future__ import annotations
+
+from server.engine.base import SamplingOptions
+from server.errors import ContextLengthExceededError, InvalidRequestError
+from server.schemas.common import SamplingFields
+
+
+def resolve_max_tokens(prompt_tokens: int, requested: int | None, max_model_len: int) -> int:
+    """The completion budget; prompt + completion must fit the context, with both numbers reported."""
+    if requested is None:
+        if prompt_tokens >= max_model_len:
+            raise ContextLengthExceededError(
+                f"This model's maximum context length is {max_model_len} tokens. However, your "
+                f"prompt has {prompt_tokens} tokens, which leaves no room for a completion. "
+                "Please shorten the prompt.",
+                param="messages",
+            )
+        return max_model_len - prompt_tokens
+    if prompt_tokens + requested > max_model_len:
+        raise ContextLengthExceededError(
+            f"This model's maximum context length is {max_model_len} tokens. However, you requested "
+            f"{prompt_tokens + requested} tokens ({prompt_tokens} in the prompt, {requested} for the "
+            "completion). Please reduce the prompt or max_tokens.",
+            param="max_tokens",
+        )
+    return requested
+
+
+def _logit_bias(raw: dict[str, float] | None, vocab_size: int) -> dict[int, float] | None:
+    if not raw:
+        return None
+    bias = {int(k): v for k, v in raw.items()}
+    bad = [k for k in bias if k >= vocab_size]
+    if bad:
+        raise InvalidRequestError(
+            f"logit_bias names token id {bad[0]}, but the vocabulary has {vocab_size} tokens.",
+            param="logit_bias",
+        )
+    return bias
+
+
+def sampling_options(
+    req: SamplingFields,
+    *,
+    max_tokens: int,
+    logprobs: int | None,
+    vocab_size: int,
+    max_logprobs: int,
+    choice_index: int = 0,
+) -> SamplingOptions:
+    """Map one choice's sampling. With n > 1 and a seed, choice i uses seed + i: reproducible yet
+    different choices."""
+    if logprobs is not None and logprobs > max_logprobs:
+        raise InvalidRequestError(
+            f"At most {max_logprobs} log probabilities per token can be returned; {logprobs} were asked for.",
+            param="logprobs",
+        )
+    if req.min_tokens > max_tokens:
+        raise InvalidRequestError(
+            f"min_tokens ({req.min_tokens}) must not exceed max_tokens ({max_tokens}).", param="min_tokens"
+        )
+    top_k = req.top_k if req.top_k is not None and req.top_k > 0 else 0
+    return SamplingOptions(
+        max_tokens=max_tokens,
+        temperature=1.0 if req.temperature is None else req.temperature,
+        top_p=1.0 if req.top_p is None else req.top_p,
+        top_k=top_k,
+        min_p=req.min_p or 0.0,
+        seed=None if req.seed is None else req.seed + choice_index,
+        stop=req.stop_list(),
+        presence_penalty=req.presence_penalty or 0.0,
+        frequency_penalty=req.frequency_penalty or 0.0,
+        repetition_penalty=1.0 if req.repetition_penalty is None else req.repetition_penalty,
+        logit_bias=_logit_bias(req.logit_bias, vocab_size),
+        logprobs=logprobs,
+        min_tokens=req.min_tokens,
+        ignore_eos=req.ignore_eos,
+    )

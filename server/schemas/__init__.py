@@ -1,0 +1,1 @@
+"""Pydantic request/response models of the OpenAI API subset we serve. No engine imports."""

@@ -1,0 +1,72 @@
+"""POST /v1/completions: a string, token ids, or a list of either as the prompt."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from server.schemas.common import FinishReasonField, SamplingFields, Usage
+
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+Prompt = (
+    str
+    | TokenIds
+    | Annotated[list[str], Field(min_length=1)]
+    | Annotated[list[TokenIds], Field(min_length=1)]
+)
+
+DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
+
+
+class CompletionRequest(SamplingFields):
+    prompt: Prompt
+    max_tokens: Annotated[int, Field(ge=1)] | None = DEFAULT_MAX_TOKENS
+    echo: bool = False
+    logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    suffix: None = Field(None, description="Not supported: Mixtral has no fill-in-the-middle mode.")
+    best_of: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _check_prompt_shape(cls, value: Any) -> Any:
+        """One clear message instead of one per member of the Prompt union."""
+        ok = isinstance(value, str) or (
+            isinstance(value, list)
+            and value
+            and (
+                all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+                or all(isinstance(v, str) for v in value)
+                or all(isinstance(v, list) and v and all(isinstance(t, int) for t in v) for v in value)
+            )
+        )
+        if not ok:
+            raise ValueError(
+                "prompt must be a string, a non-empty list of token ids, a list of strings, "
+                "or a list of token-id lists"
+            )
+        return value
+
+
+class CompletionLogprobs(BaseModel):
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+    text_offset: list[int]
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    logprobs: CompletionLogprobs | None = None
+    finish_reason: FinishReasonField
+
+
+class Completion(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None

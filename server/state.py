@@ -1,0 +1,53 @@
+"""What every route needs, built once by the app's lifespan and reached through typed dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from server.chat_template import ChatTemplate
+from server.config import Settings
+from server.engine.base import Engine
+from server.errors import EngineUnavailableError, ModelNotFoundError
+from server.metrics import ServerMetrics
+from server.tokenizer import Tokenizer
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    engine: Engine
+    tokenizer: Tokenizer
+    template: ChatTemplate
+    metrics: ServerMetrics
+    served_model_name: str
+
+    @property
+    def max_model_len(self) -> int:
+        return self.engine.model_card.max_model_len
+
+    def check_model(self, requested: str | None) -> str:
+        """Requests may omit `model`; a named model must be the one we serve."""
+        if requested is None or requested == self.served_model_name:
+            return self.served_model_name
+        raise ModelNotFoundError(
+            f"The model '{requested}' does not exist. This server serves '{self.served_model_name}'.",
+            param="model",
+        )
+
+
+def get_state(request: Request) -> ServerState:
+    state: ServerState | None = getattr(request.app.state, "server", None)
+    if state is None:
+        raise EngineUnavailableError("The server is starting or stopping.")
+    return state
+
+
+def get_engine(state: Annotated[ServerState, Depends(get_state)]) -> Engine:
+    return state.engine
+
+
+StateDep = Annotated[ServerState, Depends(get_state)]
+EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -1,0 +1,43 @@
+"""The model's tokenizer, loaded once by the front end (transformers; no engine imports)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class Tokenizer:
+    """A thin wrapper so the rest of the server depends on four methods, not on transformers."""
+
+    def __init__(self, hf_tokenizer: Any) -> None:
+        self._hf = hf_tokenizer
+        self.bos_id: int | None = hf_tokenizer.bos_token_id
+        self.eos_id: int | None = hf_tokenizer.eos_token_id
+        self.vocab_size: int = len(hf_tokenizer)
+        self.chat_template: str | None = getattr(hf_tokenizer, "chat_template", None) or None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tokenizer:
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(str(path)))
+
+    def encode(self, text: str) -> list[int]:
+        """A whole prompt: BOS first, as the model was trained."""
+        ids: list[int] = self._hf.encode(text, add_special_tokens=False)
+        return ([self.bos_id] if self.bos_id is not None else []) + ids
+
+    def encode_segment(self, text: str) -> list[int]:
+        """One piece of a prompt, encoded on its own the way SentencePiece does (no BOS)."""
+        ids: list[int] = self._hf.encode(text, add_special_tokens=False)
+        return ids
+
+    def decode(self, ids: list[int]) -> str:
+        text: str = self._hf.decode(ids, skip_special_tokens=True)
+        return text
+
+    def apply_jinja_template(self, messages: list[dict[str, str]]) -> list[int]:
+        ids = self._hf.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=True, return_dict=False
+        )
+        return list(ids)
