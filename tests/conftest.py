@@ -1,0 +1,57 @@
+"""Shared fixtures. One real vLLM engine (the embedded tiny Mixtral) per test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from server.app import create_app
+from server.config import Settings, default_cache_dir
+from server.engine.base import Engine
+
+# Small enough that context-length tests are cheap, large enough for real conversations.
+TEST_MAX_MODEL_LEN = 1024
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MIXTRAL_TEST_CACHE_DIR", default_cache_dir()))
+
+
+def engine_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "cache_dir": cache_dir(),
+        "max_model_len": TEST_MAX_MODEL_LEN,
+        "kv_cache_memory_bytes": 256 << 20,
+        "max_num_seqs": 32,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def engine() -> AsyncIterator[Engine]:
+    from server.engine.vllm import VLLMEngine
+
+    running = await VLLMEngine.start(engine_settings())
+    try:
+        yield running
+    finally:
+        await running.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process over ASGI, sharing the session's engine."""
+    app = create_app(engine_settings(), engine=engine)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://test", timeout=120
+        ) as http,
+    ):
+        yield http

@@ -1,0 +1,79 @@
+"""/health, /version, /v1/models, /metrics and continuous batching on the real engine."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from server.engine.base import Engine
+from tests.helpers import chat, metric_value, stream_events
+
+pytestmark = pytest.mark.engine
+
+
+async def test_health_is_200_while_engine_alive(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/health")
+    assert resp.status_code == 200
+
+
+async def test_version_names_server_and_engine(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/version")).json()
+    assert body["version"]
+    assert body["engine"].startswith("vllm 0.")
+
+
+async def test_models_lists_the_served_model(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/v1/models")).json()
+    assert body["object"] == "list"
+    [model] = body["data"]
+    assert model["id"] == "tiny-mixtral"
+    assert model["object"] == "model"
+    assert model["max_model_len"] == 1024
+    assert (await client.get("/v1/models/tiny-mixtral")).json()["id"] == "tiny-mixtral"
+
+
+async def test_metrics_count_requests_and_tokens(client: httpx.AsyncClient) -> None:
+    before = (await client.get("/metrics")).text
+    resp = await client.post("/v1/chat/completions", json=chat("Hello there", max_tokens=5, temperature=0))
+    usage = resp.json()["usage"]
+    await client.post("/v1/chat/completions", json=chat("x", model="nope"))
+    after = (await client.get("/metrics")).text
+
+    def delta(name: str, labels: str = "") -> float:
+        return metric_value(after, name, labels) - metric_value(before, name, labels)
+
+    ok = 'route="/v1/chat/completions",status="200"'
+    assert delta("mixtral_http_requests_total", ok) == 1
+    assert delta("mixtral_http_requests_total", 'route="/v1/chat/completions",status="404"') == 1
+    assert delta("mixtral_prompt_tokens_total") == usage["prompt_tokens"]
+    assert delta("mixtral_generation_tokens_total") == 5
+    assert delta("mixtral_time_to_first_token_seconds_count") == 1
+    assert delta("mixtral_request_success_total", 'finish_reason="length"') == 1
+    assert "mixtral_num_requests_running" in after
+    assert "mixtral_kv_cache_usage_perc" in after
+
+
+async def test_eight_concurrent_streams_run_in_one_batch(client: httpx.AsyncClient, engine: Engine) -> None:
+    """Continuous batching: all eight are in the engine's running batch at the same time."""
+    seen_running: list[int] = []
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        while not done.is_set():
+            seen_running.append(engine.stats().running)
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    bodies = [chat(f"Stream number {i}", max_tokens=64, ignore_eos=True, stream=True) for i in range(8)]
+    results = await asyncio.gather(*(stream_events(client, "/v1/chat/completions", b) for b in bodies))
+    done.set()
+    await watcher
+    for events in results:
+        finals = [e for e in events if e["choices"] and e["choices"][0].get("finish_reason")]
+        assert finals[-1]["choices"][0]["finish_reason"] == "length"
+        assert sum(len(e["choices"][0]["delta"].get("content") or "") > 0 for e in events) > 0
+    assert max(seen_running) == 8
+    metrics = (await client.get("/metrics")).text
+    assert metric_value(metrics, "mixtral_num_requests_running") == engine.stats().running
