@@ -163,6 +163,7 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"Method {request.method} is not allowed on {request.url.path}."
         resp = error_response(cls(detail))
         resp.status_code = exc.status_code
+        resp.headers.update(exc.headers or {})  # e.g. Allow on 405
         return resp
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:

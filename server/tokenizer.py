@@ -24,12 +24,14 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """A whole prompt: BOS first, as the model was trained."""
-        ids: list[int] = self._hf.encode(text, add_special_tokens=False)
-        return ([self.bos_id] if self.bos_id is not None else []) + ids
+        return ([self.bos_id] if self.bos_id is not None else []) + self.encode_segment(text)
 
     def encode_segment(self, text: str) -> list[int]:
-        """One piece of a prompt, encoded on its own the way SentencePiece does (no BOS)."""
-        ids: list[int] = self._hf.encode(text, add_special_tokens=False)
+        """One piece of a prompt, encoded on its own the way SentencePiece does (no BOS).
+
+        Text that spells a control token ("</s>", "[INST]"...) stays text: a user must not be able to
+        end their turn and forge the next one."""
+        ids: list[int] = self._hf.encode(text, add_special_tokens=False, split_special_tokens=True)
         return ids
 
     def decode(self, ids: list[int]) -> str:

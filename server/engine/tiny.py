@@ -10,6 +10,7 @@ servers starting together never see half a checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -20,8 +21,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-TINY_MODEL_DIRNAME = "tiny-mixtral-v1"
 SEED = 0
+GENERATOR_VERSION = 2  # bump when the files written below change in a way the configs do not show
 
 # Mixtral-8x7B's config with the sizes cut down; everything else is Mixtral's own.
 TINY_CONFIG: dict[str, Any] = {
@@ -46,9 +47,10 @@ TINY_CONFIG: dict[str, Any] = {
     "torch_dtype": "bfloat16",
 }
 
-# Without this file transformers builds the wrong ids and no BOS from a bare tokenizer.model.
+# The generic fast class loads tokenizer.json exactly as written; transformers' LlamaTokenizer
+# class would replace its normalizer and lose SentencePiece's "▁" before a leading space.
 TOKENIZER_CONFIG: dict[str, object] = {
-    "tokenizer_class": "LlamaTokenizer",
+    "tokenizer_class": "PreTrainedTokenizerFast",
     "bos_token": "<s>",
     "eos_token": "</s>",
     "unk_token": "<unk>",
@@ -58,6 +60,12 @@ TOKENIZER_CONFIG: dict[str, object] = {
     "clean_up_tokenization_spaces": False,
     "model_max_length": 32768,
 }
+
+
+def tiny_model_dirname() -> str:
+    """Named by a fingerprint of what goes into it, so a changed generator never reuses a stale copy."""
+    recipe = json.dumps([GENERATOR_VERSION, SEED, TINY_CONFIG, TOKENIZER_CONFIG], sort_keys=True)
+    return f"tiny-mixtral-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
 
 
 def write_mistral_v1_tokenizer(directory: Path) -> None:
@@ -130,7 +138,7 @@ def _generate(directory: Path) -> None:
 
 def ensure_tiny_model(cache_dir: Path) -> Path:
     """Return the embedded model's folder, generating it the first time."""
-    target = cache_dir / TINY_MODEL_DIRNAME
+    target = cache_dir / tiny_model_dirname()
     if (target / "config.json").exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,11 @@ Prompt = (
     | Annotated[list[TokenIds], Field(min_length=1)]
 )
 
-DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
+DEFAULT_MAX_TOKENS = 16
+
+
+def _is_token_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # OpenAI's default for legacy completions
 
 
 class CompletionRequest(SamplingFields):
@@ -35,9 +39,9 @@ class CompletionRequest(SamplingFields):
             isinstance(value, list)
             and value
             and (
-                all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+                all(_is_token_id(v) for v in value)
                 or all(isinstance(v, str) for v in value)
-                or all(isinstance(v, list) and v and all(isinstance(t, int) for t in v) for v in value)
+                or all(isinstance(v, list) and v and all(_is_token_id(t) for t in v) for v in value)
             )
         )
         if not ok:

@@ -101,7 +101,9 @@ async def test_stop_string_ends_generation_before_it(client: httpx.AsyncClient) 
     words = text.split()
     assert len(words) > 3, text
     stop = words[2]
-    stopped = await complete(client, chat("Hello!", max_tokens=30, temperature=0, stop=[stop, "never-seen-xyz"]))
+    stopped = await complete(
+        client, chat("Hello!", max_tokens=30, temperature=0, stop=[stop, "never-seen-xyz"])
+    )
     choice = stopped["choices"][0]
     assert choice["finish_reason"] == "stop"
     assert stop not in choice["message"]["content"]
@@ -137,7 +139,10 @@ async def test_system_message_is_accepted(client: httpx.AsyncClient) -> None:
     body = await complete(
         client,
         {
-            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}],
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hello there"},
+            ],
             "max_tokens": 2,
         },
     )
@@ -146,8 +151,12 @@ async def test_system_message_is_accepted(client: httpx.AsyncClient) -> None:
     assert body["usage"]["prompt_tokens"] == expected
 
 
-async def test_stream_chunks_role_first_then_content_then_finish_usage_done(client: httpx.AsyncClient) -> None:
-    body = chat("Hello there", max_tokens=12, temperature=0, stream=True, stream_options={"include_usage": True})
+async def test_stream_chunks_role_first_then_content_then_finish_usage_done(
+    client: httpx.AsyncClient,
+) -> None:
+    body = chat(
+        "Hello there", max_tokens=12, temperature=0, stream=True, stream_options={"include_usage": True}
+    )
     events = await stream_events(client, "/v1/chat/completions", body)
     assert all(e["object"] == "chat.completion.chunk" for e in events)
     assert len({e["id"] for e in events}) == 1

@@ -64,14 +64,22 @@ async def test_list_of_token_id_prompts(client: httpx.AsyncClient) -> None:
 
 async def test_echo_puts_the_prompt_before_the_completion(client: httpx.AsyncClient) -> None:
     plain = await complete(client, {"prompt": "Once upon a time", "max_tokens": 6, "temperature": 0})
-    echoed = await complete(client, {"prompt": "Once upon a time", "max_tokens": 6, "temperature": 0, "echo": True})
+    echoed = await complete(
+        client, {"prompt": "Once upon a time", "max_tokens": 6, "temperature": 0, "echo": True}
+    )
     assert echoed["choices"][0]["text"] == "Once upon a time" + plain["choices"][0]["text"]
 
 
 async def test_logprobs_columns_line_up(client: httpx.AsyncClient) -> None:
     body = await complete(client, {"prompt": "Hello", "max_tokens": 5, "temperature": 0, "logprobs": 2})
     lp = body["choices"][0]["logprobs"]
-    assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == len(lp["text_offset"]) == 5
+    assert (
+        len(lp["tokens"])
+        == len(lp["token_logprobs"])
+        == len(lp["top_logprobs"])
+        == len(lp["text_offset"])
+        == 5
+    )
     assert all(len(top) <= 2 for top in lp["top_logprobs"])
     assert lp["text_offset"] == sorted(lp["text_offset"])
     for token, logprob, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"], strict=True):

@@ -11,7 +11,9 @@ from tests.helpers import chat
 pytestmark = pytest.mark.engine
 
 
-def assert_openai_error(resp: httpx.Response, status: int, *, code: str | None = None, param: str | None = None) -> str:
+def assert_openai_error(
+    resp: httpx.Response, status: int, *, code: str | None = None, param: str | None = None
+) -> str:
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert set(body) == {"error"}
@@ -33,7 +35,9 @@ async def test_context_length_exceeded_names_both_numbers(client: httpx.AsyncCli
 
 
 async def test_prompt_longer_than_context_is_rejected_before_the_engine(client: httpx.AsyncClient) -> None:
-    resp = await client.post("/v1/completions", json={"prompt": [1] * (TEST_MAX_MODEL_LEN + 5), "max_tokens": 1})
+    resp = await client.post(
+        "/v1/completions", json={"prompt": [1] * (TEST_MAX_MODEL_LEN + 5), "max_tokens": 1}
+    )
     message = assert_openai_error(resp, 400, code="context_length_exceeded")
     assert str(TEST_MAX_MODEL_LEN + 5) in message
 
@@ -49,12 +53,18 @@ async def test_unknown_model_is_404(client: httpx.AsyncClient) -> None:
     ("body", "param"),
     [
         ({"messages": [{"role": "assistant", "content": "hi"}]}, "messages[0].role"),
-        ({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}, "messages[1].role"),
+        (
+            {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]},
+            "messages[1].role",
+        ),
         (
             {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
             "messages[1].role",
         ),
-        ({"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]}, "messages[1].role"),
+        (
+            {"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]},
+            "messages[1].role",
+        ),
         ({"messages": [{"role": "tool", "content": "a"}]}, None),
         ({"messages": []}, "messages"),
         (chat("x", temperature=-1), "temperature"),
@@ -68,7 +78,9 @@ async def test_unknown_model_is_404(client: httpx.AsyncClient) -> None:
         (chat("x", response_format={"type": "json_object"}), None),
     ],
 )
-async def test_invalid_chat_requests_are_400(client: httpx.AsyncClient, body: dict, param: str | None) -> None:
+async def test_invalid_chat_requests_are_400(
+    client: httpx.AsyncClient, body: dict, param: str | None
+) -> None:
     resp = await client.post("/v1/chat/completions", json=body)
     assert_openai_error(resp, 400, param=param)
 

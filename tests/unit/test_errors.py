@@ -171,11 +171,6 @@ def test_wrong_method_is_openai_shaped_405(client: TestClient) -> None:
     assert error["message"] == "Method GET is not allowed on /v1/chat/completions."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: on_http_error rebuilds the response and drops the HTTPException's headers, so a 405 "
-    "has no Allow header (RFC 9110 15.5.6: MUST)",
-)
 def test_wrong_method_keeps_the_allow_header(client: TestClient) -> None:
     response = client.get("/v1/chat/completions")
     assert response.headers.get("allow") == "POST"

@@ -245,11 +245,6 @@ def test_completion_shares_sampling_validation() -> None:
     assert error_fields(info.value) == {"temperature", "n"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _check_prompt_shape rejects booleans in a flat token list but not inside nested lists, "
-    "so [[true]] is accepted as token id 1",
-)
 def test_completion_booleans_inside_nested_token_lists_are_rejected_like_flat_ones() -> None:
     with pytest.raises(ValidationError):
         completion(prompt=[True])

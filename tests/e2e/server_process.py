@@ -1,0 +1,63 @@
+"""Start `mixtral-serve` as a real subprocess on a free port and wait until it is healthy."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import cache_dir
+
+READY_TIMEOUT_S = 300
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def running_server(*flags: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Yields the base URL. The server's output goes to `log` (shown when it fails to start)."""
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "server",
+        "--port", str(port),
+        "--cache-dir", str(cache_dir()),
+        "--kv-cache-memory-bytes", str(256 << 20),
+        *flags,
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"mixtral-serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"mixtral-serve not healthy in {READY_TIMEOUT_S}s:\n{log.read_text()[-4000:]}"
+                )
+            time.sleep(1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
