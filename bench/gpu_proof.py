@@ -1,5 +1,5 @@
 """GPU proof: serve Mixtral-8x7B (real config, dummy weights) with tensor parallelism through our
-HTTP layer, stream a chat with the official openai SDK, and record what the engine used.
+HTTP layer, stream chats over SSE, and record what the engine used.
 
     python bench/gpu_proof.py --out DIR [--tensor-parallel-size 2]
 
@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import httpx
-import openai
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,33 +45,40 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> flo
     raise SystemExit("server not healthy in time")
 
 
+def _sse(lines: list[str]) -> list[dict[str, object]]:
+    return [json.loads(line[6:]) for line in lines if line.startswith("data: ") and line != "data: [DONE]"]
+
+
 def stream_chat(url: str) -> dict[str, object]:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    """One streamed chat, timed on the client (plain httpx: the SSE wire format OpenAI clients read)."""
+    body = {
+        "model": "mixtral-8x7b",
+        "messages": [{"role": "user", "content": "Explain mixture-of-experts models in one paragraph."}],
+        "max_tokens": 256,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     start = time.perf_counter()
     first = None
     chunks = 0
-    text = []
-    usage = None
-    stream = client.chat.completions.create(
-        model="mixtral-8x7b",
-        messages=[{"role": "user", "content": "Explain mixture-of-experts models in one paragraph."}],
-        max_tokens=256,
-        temperature=0,
-        stream=True,
-        stream_options={"include_usage": True},
-        extra_body={"ignore_eos": True},
-    )
-    for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage.model_dump()
-        if chunk.choices and chunk.choices[0].delta.content:
-            if first is None:
-                first = time.perf_counter()
-            chunks += 1
-            text.append(chunk.choices[0].delta.content)
+    text: list[str] = []
+    usage: dict[str, int] | None = None
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=120) as resp:
+        for line in resp.iter_lines():
+            for event in _sse([line]):
+                if event.get("usage"):
+                    usage = event["usage"]  # type: ignore[assignment]
+                choices = event.get("choices") or []
+                content = choices[0]["delta"].get("content") if choices else None  # type: ignore[index]
+                if content:
+                    first = first or time.perf_counter()
+                    chunks += 1
+                    text.append(content)
     end = time.perf_counter()
-    assert first is not None
-    n = usage["completion_tokens"] if usage else chunks
+    assert first is not None and usage is not None
+    n = usage["completion_tokens"]
     return {
         "ttft_s": round(first - start, 4),
         "content_chunks": chunks,
@@ -84,27 +90,28 @@ def stream_chat(url: str) -> dict[str, object]:
 
 
 async def concurrent_streams(url: str, n: int, max_tokens: int) -> dict[str, object]:
-    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
 
-    async def one(i: int) -> int:
-        stream = await client.chat.completions.create(
-            model="mixtral-8x7b",
-            messages=[{"role": "user", "content": f"Request {i}: write about GPUs."}],
-            max_tokens=max_tokens,
-            stream=True,
-            stream_options={"include_usage": True},
-            extra_body={"ignore_eos": True},
-        )
-        tokens = 0
-        async for chunk in stream:
-            if chunk.usage is not None:
-                tokens = chunk.usage.completion_tokens
-        return tokens
+        async def one(i: int) -> int:
+            body = {
+                "model": "mixtral-8x7b",
+                "messages": [{"role": "user", "content": f"Request {i}: write about GPUs."}],
+                "max_tokens": max_tokens,
+                "ignore_eos": True,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+            tokens = 0
+            async with client.stream("POST", "/v1/chat/completions", json=body) as resp:
+                async for line in resp.aiter_lines():
+                    for event in _sse([line]):
+                        if event.get("usage"):
+                            tokens = event["usage"]["completion_tokens"]  # type: ignore[index]
+            return tokens
 
-    start = time.perf_counter()
-    counts = await asyncio.gather(*(one(i) for i in range(n)))
-    elapsed = time.perf_counter() - start
-    await client.close()
+        start = time.perf_counter()
+        counts = await asyncio.gather(*(one(i) for i in range(n)))
+        elapsed = time.perf_counter() - start
     return {
         "streams": n,
         "completed": sum(c == max_tokens for c in counts),

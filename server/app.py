@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 served_model_name=settings.resolved_served_name(),
             )
             logger.info(
-                "serving %s (max_model_len %d, chat template: %s) on vLLM %s",
+                "serving %s (max_model_len %d, chat template: %s) on %s",
                 settings.resolved_served_name(),
                 running.model_card.max_model_len,
                 template.source,
