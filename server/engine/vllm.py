@@ -169,6 +169,9 @@ class VLLMEngine:
         llm = AsyncLLM.from_engine_args(
             args, usage_context=UsageContext.OPENAI_API_SERVER, stat_loggers=[lambda _cfg, _idx: recorder]
         )
+        # The first request would otherwise ask the engine core for this over RPC, and wait forever
+        # if the core died meanwhile; vLLM caches the answer.
+        await llm.get_supported_tasks()
         model_config = llm.model_config
         card = ModelCard(
             name=settings.resolved_served_name(),
