@@ -37,13 +37,11 @@ async def _frames(events: AsyncGenerator[str, None]) -> AsyncIterator[dict[str, 
     yield {"data": DONE}
 
 
-def sse_response(
-    events: AsyncGenerator[str, None], headers: dict[str, str] | None = None
-) -> EventSourceResponse:
+def sse_response(events: AsyncGenerator[str, None]) -> EventSourceResponse:
     """`events` yields JSON payloads; each becomes one `data:` event."""
     return EventSourceResponse(
         _frames(events),
         sep="\n",
         ping=PING_SECONDS,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

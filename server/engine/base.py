@@ -7,7 +7,7 @@ imports vllm, and a test double can stand in for faults the real engine cannot m
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 FinishReason = Literal["stop", "length"]
@@ -84,8 +84,6 @@ class EngineStats:
     waiting: int = 0
     kv_cache_usage: float = 0.0
     steps: int = 0
-    max_running_seen: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class Engine(Protocol):

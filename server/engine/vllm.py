@@ -68,7 +68,7 @@ class _StatsRecorder(StatLoggerBase):
                 kv_cache_usage=float(scheduler_stats.kv_cache_usage),
                 steps=self.latest.steps + 1,
             )
-        except Exception:  # noqa: BLE001 - see docstring
+        except Exception:  # see the docstring: never raise into vLLM
             logger.debug("could not read scheduler stats", exc_info=True)
 
     def log_engine_initialized(self) -> None:
@@ -210,7 +210,9 @@ class VLLMEngine:
                     num_cached_prompt_tokens=out.num_cached_tokens or 0,
                 )
         except EngineDeadError as exc:
-            raise EngineUnavailableError("The engine has stopped; the server is restarting.") from exc
+            raise EngineUnavailableError(
+                "The engine has stopped; this server cannot serve until restarted."
+            ) from exc
         except _VALIDATION_ERRORS as exc:
             raise InvalidRequestError(str(exc)) from exc
         except EngineGenerateError as exc:
@@ -218,7 +220,9 @@ class VLLMEngine:
                 raise InvalidRequestError(str(exc.__cause__)) from exc
             raise EngineError("The engine failed this request.") from exc
         finally:
-            if not finished:  # closed early: client gone, deadline, error. Free its KV cache now.
+            # Closed early (client gone, error): free its batch slot and KV cache now. A dead engine
+            # holds nothing to free, and an abort there would only raise over the real error.
+            if not finished and not self._llm.errored:
                 await asyncio.shield(self._llm.abort(request.request_id))
 
     async def abort(self, request_id: str) -> None:

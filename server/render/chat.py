@@ -34,10 +34,6 @@ class ChatContext:
     timer: RequestTimer
 
 
-def _usage(prompt: int, completion: int) -> Usage:
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
-
-
 def _logprobs(ctx: ChatContext, delta: Delta) -> ChoiceLogprobs | None:
     if ctx.top_logprobs is None or delta.logprobs is None:
         return None
@@ -71,7 +67,7 @@ async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> 
                     )
                 )
     if include_usage:
-        yield chunk(usage=_usage(ctx.prompt_tokens, completion_tokens))
+        yield chunk(usage=Usage.of(ctx.prompt_tokens, completion_tokens))
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, reasons)
 
 
@@ -105,5 +101,5 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> ChatCompletion:
         created=ctx.created,
         model=ctx.model,
         choices=choices,
-        usage=_usage(ctx.prompt_tokens, completion_tokens),
+        usage=Usage.of(ctx.prompt_tokens, completion_tokens),
     )

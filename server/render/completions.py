@@ -33,10 +33,6 @@ class CompletionContext:
         return len(self.echo)
 
 
-def _usage(prompt: int, completion: int) -> Usage:
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
-
-
 def _builders(ctx: CompletionContext) -> list[CompletionLogprobsBuilder] | None:
     if ctx.logprobs is None:
         return None
@@ -70,7 +66,7 @@ async def stream_completion(
             )
             yield chunk([choice])
     if include_usage:
-        yield chunk([], usage=_usage(ctx.prompt_tokens, completion_tokens))
+        yield chunk([], usage=Usage.of(ctx.prompt_tokens, completion_tokens))
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, reasons)
 
 
@@ -103,5 +99,5 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> Completi
         created=ctx.created,
         model=ctx.model,
         choices=choices,
-        usage=_usage(ctx.prompt_tokens, completion_tokens),
+        usage=Usage.of(ctx.prompt_tokens, completion_tokens),
     )
