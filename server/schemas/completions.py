@@ -16,11 +16,11 @@ Prompt = (
     | Annotated[list[TokenIds], Field(min_length=1)]
 )
 
-DEFAULT_MAX_TOKENS = 16
+DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
 
 
 def _is_token_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)  # OpenAI's default for legacy completions
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class CompletionRequest(SamplingFields):
