@@ -19,24 +19,46 @@ from server.config import Settings
 from server.engine import start_engine
 from server.engine.base import Engine
 from server.errors import install_error_handlers
+from server.frontends import Frontend
 from server.metrics import HTTPMetricsMiddleware, ServerMetrics
 from server.state import ServerState
 from server.tokenizer import Tokenizer
+from server.warmup import warm_up
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+async def _warm_up(settings: Settings, engine: Engine, frontend: Frontend | None) -> None:
+    """One warm-up per engine: run by the only or the first front end; the others wait for it."""
+    if frontend is not None and not frontend.leads:
+        await frontend.wait_for_warmup()
+        return
+    if settings.warmup:
+        await warm_up(engine)
+    if frontend is not None:
+        frontend.warmed.set()
+
+
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, frontend: Frontend | None = None
+) -> FastAPI:
+    """`engine`: an engine already running (tests share one). `frontend`: this process is one of
+    several front ends of one engine (see server/frontends.py)."""
     settings = settings or Settings()
-    metrics = ServerMetrics()
+    metrics = ServerMetrics(
+        multiprocess_dir=frontend.metrics_dir if frontend else None,
+        api_server=str(frontend.link.index if frontend else 0),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        running = engine if engine is not None else await start_engine(settings)
+        running = engine or await start_engine(settings, frontend.link if frontend else None)
         try:
             tokenizer = Tokenizer.load(settings.tokenizer or running.model_card.root)
             template = ChatTemplate(tokenizer)
-            metrics.watch_engine(running.stats)
+            metrics.watch_engine(running)
+            if engine is None:
+                await _warm_up(settings, running, frontend)
             app.state.server = ServerState(
                 settings=settings,
                 engine=running,

@@ -14,6 +14,8 @@ from pydantic_settings import CliSettingsSource
 
 from server.app import create_app
 from server.config import Settings
+from server.engine import default_api_server_count
+from server.frontends import serve_multiprocess
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:
@@ -39,6 +41,10 @@ def configure_logging(level: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     settings = parse_settings(argv)
     configure_logging(settings.log_level)
+    count = settings.api_server_count or default_api_server_count()
+    if count > 1:
+        serve_multiprocess(settings, count)
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -54,7 +54,28 @@ class Settings(BaseSettings):
         None, ge=1 << 20, description="KV-cache size in bytes. On CPU it defaults to 1 GiB."
     )
     max_logprobs: int = Field(20, ge=0, le=20, description="Most top_logprobs a request may ask for.")
-    cache_dir: Path = Field(default_factory=default_cache_dir, description="Where the embedded model lives.")
+    api_server_count: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="HTTP front-end processes sharing one engine. Default: 4 on GPUs (measured), "
+        "1 on CPU (the engine needs the cores).",
+    )
+    warmup: bool = Field(
+        True,
+        description="Before serving, run prompts of the prefill sizes serving meets, so that no "
+        "kernel is compiled while serving.",
+    )
+    log_kernel_compiles: bool = Field(
+        False,
+        description="Log every kernel JIT compile after the engine's start-up (vLLM logs only the "
+        "first of each kernel otherwise): shows whether the warm-up covers what serving meets.",
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="The embedded model, and the engine's compile caches (torch.compile, Triton), "
+        "kept across restarts.",
+    )
     log_level: LogLevel = "info"
 
     def resolved_served_name(self) -> str:

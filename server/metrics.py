@@ -1,48 +1,43 @@
 """Prometheus collectors, one registry per app (no module-level state).
 
-A first set: request counts, token counts, latency histograms, and the engine's scheduler gauges
-read at scrape time. Names follow vLLM's where one exists, under our own prefix.
+A first set: request counts, token counts, latency histograms, and the engine's scheduler gauges,
+set on each engine step. Names follow vLLM's where one exists, under our own prefix.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.engine.base import EngineStats
+from server.engine.base import Engine, EngineStats
 
 PREFIX = "mixtral"
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _TOKEN_BUCKETS = (1, 8, 32, 128, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 
 
-class _EngineCollector(Collector):
-    def __init__(self, stats: Callable[[], EngineStats]) -> None:
-        self._stats = stats
-
-    def collect(self) -> Iterable[Metric]:
-        s = self._stats()
-        yield GaugeMetricFamily(
-            f"{PREFIX}_num_requests_running", "Requests in the engine's running batch.", s.running
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_num_requests_waiting", "Requests waiting for the engine.", s.waiting
-        )
-        yield GaugeMetricFamily(f"{PREFIX}_kv_cache_usage_perc", "KV-cache usage, 0 to 1.", s.kv_cache_usage)
-
-
 class ServerMetrics:
-    def __init__(self) -> None:
+    """`multiprocess_dir`: this process is one of several front ends of one engine, and its series
+    live in prometheus-client's multiprocess files there (the variable PROMETHEUS_MULTIPROC_DIR, set
+    before this process started, switches the client library to them); /metrics then reads all."""
+
+    def __init__(self, multiprocess_dir: str | None = None, api_server: str = "0") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._multiprocess_dir = multiprocess_dir
         r = self.registry
         self.http_requests = Counter(
             f"{PREFIX}_http_requests", "HTTP requests by route and status.", ["route", "status"], registry=r
         )
+        self.api_server_requests = Counter(
+            f"{PREFIX}_api_server_requests",
+            "HTTP requests by front-end process (--api-server-count).",
+            ["api_server"],
+            registry=r,
+        ).labels(api_server=api_server)
         self.request_success = Counter(
             f"{PREFIX}_request_success", "Finished choices by finish reason.", ["finish_reason"], registry=r
         )
@@ -63,9 +58,31 @@ class ServerMetrics:
             buckets=_TOKEN_BUCKETS,
             registry=r,
         )
+        # The engine core reports to one front end at a time: the newest report wins.
+        self.running = self._engine_gauge("num_requests_running", "Requests in the engine's running batch.")
+        self.waiting = self._engine_gauge("num_requests_waiting", "Requests waiting for the engine.")
+        self.kv_cache_usage = self._engine_gauge("kv_cache_usage_perc", "KV-cache usage, 0 to 1.")
 
-    def watch_engine(self, stats: Callable[[], EngineStats]) -> None:
-        self.registry.register(_EngineCollector(stats))
+    def _engine_gauge(self, name: str, documentation: str) -> Gauge:
+        name = f"{PREFIX}_{name}"
+        return Gauge(name, documentation, registry=self.registry, multiprocess_mode="mostrecent")
+
+    def watch_engine(self, engine: Engine) -> None:
+        self.record_engine_stats(engine.stats())
+        engine.on_stats(self.record_engine_stats)
+
+    def record_engine_stats(self, stats: EngineStats) -> None:
+        self.running.set(stats.running)
+        self.waiting.set(stats.waiting)
+        self.kv_cache_usage.set(stats.kv_cache_usage)
+
+    def render(self) -> bytes:
+        """The exposition text: this process's registry, or every front end's series."""
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
 
 
 class RequestTimer:
@@ -116,3 +133,4 @@ class HTTPMetricsMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             self.metrics.http_requests.labels(route=path, status=str(status)).inc()
+            self.metrics.api_server_requests.inc()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from server import __version__
 from server.schemas.models import VersionInfo
@@ -26,4 +26,4 @@ async def version(state: StateDep) -> VersionInfo:
 
 @router.get("/metrics")
 async def metrics(state: StateDep) -> Response:
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,12 +1,26 @@
-"""The only package that imports vllm, and only in vllm.py, loaded when an engine is started."""
+"""The only package that imports vllm, and only in its vllm*.py modules, loaded on first use."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from server.config import Settings
-from server.engine.base import Engine
+from server.engine.base import Engine, FrontendLink
 
 
-async def start_engine(settings: Settings) -> Engine:
+async def start_engine(settings: Settings, link: FrontendLink | None = None) -> Engine:
     from server.engine.vllm import VLLMEngine
 
-    return await VLLMEngine.start(settings)
+    return await VLLMEngine.start(settings, link)
+
+
+def default_api_server_count() -> int:
+    from server.engine.vllm import default_api_server_count as default
+
+    return default()
+
+
+def run_frontends(settings: Settings, count: int, listen_address: str, target: Any, payload: Any) -> None:
+    from server.engine.vllm_frontends import run_frontends as run
+
+    run(settings, count, listen_address, target, payload)

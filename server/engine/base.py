@@ -6,7 +6,7 @@ imports vllm, and a test double can stand in for faults the real engine cannot m
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -74,6 +74,17 @@ class ModelCard:
     vocab_size: int
     engine_version: str
     created: int
+    max_num_batched_tokens: int = 2048  # most prompt tokens one engine step takes
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendLink:
+    """How front-end process `index` of `count` reaches the shared engine; `client_config` is the
+    engine's own connection data, opaque here."""
+
+    index: int
+    count: int
+    client_config: dict[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,5 +113,9 @@ class Engine(Protocol):
         ...
 
     def stats(self) -> EngineStats: ...
+
+    def on_stats(self, listener: Callable[[EngineStats], None]) -> None:
+        """Call `listener` with each new EngineStats (on the event loop; it must not block)."""
+        ...
 
     async def shutdown(self) -> None: ...

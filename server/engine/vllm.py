@@ -11,7 +11,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
 from typing import Any
 
 import vllm
@@ -29,6 +30,7 @@ from server.config import Settings
 from server.engine.base import (
     Delta,
     EngineStats,
+    FrontendLink,
     GenerateRequest,
     ModelCard,
     SamplingOptions,
@@ -41,6 +43,7 @@ from server.errors import EngineError, EngineUnavailableError, InvalidRequestErr
 logger = logging.getLogger(__name__)
 
 CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30
+GPU_API_SERVER_COUNT = 4
 _VALIDATION_ERRORS = (VLLMValidationError, ValueError, TypeError)
 
 
@@ -51,6 +54,7 @@ class _StatsRecorder(StatLoggerBase):
 
     def __init__(self, vllm_config: Any = None, engine_index: int = 0) -> None:
         self.latest = EngineStats()
+        self.listeners: list[Callable[[EngineStats], None]] = []
 
     def record(
         self,
@@ -68,8 +72,10 @@ class _StatsRecorder(StatLoggerBase):
                 kv_cache_usage=float(scheduler_stats.kv_cache_usage),
                 steps=self.latest.steps + 1,
             )
+            for listener in self.listeners:
+                listener(self.latest)
         except Exception:  # see the docstring: never raise into vLLM
-            logger.debug("could not read scheduler stats", exc_info=True)
+            logger.debug("could not record scheduler stats", exc_info=True)
 
     def log_engine_initialized(self) -> None:
         pass
@@ -83,7 +89,25 @@ def _cpu_thread_binding(tensor_parallel_size: int) -> str:
     return "|".join(",".join(str(c) for c in g) for g in groups)
 
 
+def resolve_model_path(settings: Settings) -> str:
+    return settings.model or str(ensure_tiny_model(settings.cache_dir))
+
+
+def default_api_server_count() -> int:
+    """Measured on 2xH200 (bench/results): several HTTP processes feed a GPU engine better than
+    one. On CPU the engine needs the cores, so one."""
+    return 1 if current_platform.is_cpu() else GPU_API_SERVER_COUNT
+
+
+def use_persistent_compile_caches(cache_dir: Path) -> None:
+    """torch.compile's and Triton's caches under our cache dir (one volume to keep), unless the
+    operator pointed them elsewhere. Set before the engine processes start; they inherit it."""
+    os.environ.setdefault("VLLM_CACHE_ROOT", str(cache_dir / "vllm"))
+    os.environ.setdefault("TRITON_CACHE_DIR", str(cache_dir / "triton"))
+
+
 def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
+    use_persistent_compile_caches(settings.cache_dir)
     kwargs: dict[str, Any] = {
         "model": model_path,
         "tokenizer": settings.tokenizer,
@@ -101,6 +125,7 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
         "seed": settings.seed,
         "max_logprobs": settings.max_logprobs,
         "kv_cache_memory_bytes": settings.kv_cache_memory_bytes,
+        "jit_monitor_verbose": settings.log_kernel_compiles,
         "disable_log_stats": True,  # our stats recorder turns stats on; no periodic log spam
     }
     if current_platform.is_cpu():
@@ -162,12 +187,25 @@ class VLLMEngine:
         self._card = card
 
     @classmethod
-    async def start(cls, settings: Settings) -> VLLMEngine:
-        model_path = settings.model or str(ensure_tiny_model(settings.cache_dir))
+    async def start(cls, settings: Settings, link: FrontendLink | None = None) -> VLLMEngine:
+        """Start the engine in this process, or (with `link`) connect to the one engine core that
+        the supervisor started for all front-end processes."""
+        model_path = resolve_model_path(settings)
         recorder = _StatsRecorder()
         args = engine_args(settings, model_path)
-        llm = AsyncLLM.from_engine_args(
-            args, usage_context=UsageContext.OPENAI_API_SERVER, stat_loggers=[lambda _cfg, _idx: recorder]
+        client: dict[str, Any] = {}
+        if link is not None:
+            args._api_process_count = link.count
+            args._api_process_rank = link.index
+            client = {"client_addresses": link.client_config, "client_count": link.count}
+            client["client_index"] = link.index
+        vllm_config = args.create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER)
+        llm = AsyncLLM.from_vllm_config(
+            vllm_config,
+            usage_context=UsageContext.OPENAI_API_SERVER,
+            stat_loggers=[lambda _cfg, _idx: recorder],
+            disable_log_stats=True,
+            **client,
         )
         # The first request would otherwise ask the engine core for this over RPC, and wait forever
         # if the core died meanwhile; vLLM caches the answer.
@@ -180,6 +218,7 @@ class VLLMEngine:
             vocab_size=int(model_config.get_vocab_size()),
             engine_version=f"vllm {vllm.__version__}",
             created=int(time.time()),
+            max_num_batched_tokens=int(vllm_config.scheduler_config.max_num_batched_tokens),
         )
         return cls(llm, recorder, card)
 
@@ -236,6 +275,9 @@ class VLLMEngine:
 
     def stats(self) -> EngineStats:
         return self._recorder.latest
+
+    def on_stats(self, listener: Callable[[EngineStats], None]) -> None:
+        self._recorder.listeners.append(listener)
 
     async def shutdown(self) -> None:
         self._llm.shutdown()

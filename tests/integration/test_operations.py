@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from server.engine.base import Engine
+from server.warmup import prefill_sizes, warm_up
 from tests.helpers import chat, metric_value, stream_events
 
 pytestmark = pytest.mark.engine
@@ -77,3 +78,15 @@ async def test_eight_concurrent_streams_run_in_one_batch(client: httpx.AsyncClie
     assert max(seen_running) == 8
     metrics = (await client.get("/metrics")).text
     assert metric_value(metrics, "mixtral_num_requests_running") == engine.stats().running
+
+
+async def test_warm_up_runs_its_prompts_to_the_end(engine: Engine) -> None:
+    card = engine.model_card
+    assert prefill_sizes(card.max_model_len, card.max_num_batched_tokens) == [520, 523, card.max_model_len - 1]
+    assert await warm_up(engine) > 0
+    for _ in range(200):  # the engine's next report shows the batch empty again
+        if engine.stats().running == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert engine.stats().running == 0
+    await engine.check_health()

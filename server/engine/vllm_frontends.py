@@ -1,0 +1,111 @@
+"""One vLLM engine core fed by N HTTP front-end processes, as `vllm serve --api-server-count N` does.
+
+This (the supervisor) process starts the engine core and the N front-end processes, then watches
+them all; it serves no HTTP itself. Each front end runs `target(listen_address, None, payload,
+client_config)` and builds its own AsyncLLM client of the same core from `client_config` (see
+VLLMEngine.start). When any of them exits, the rest are stopped.
+
+vLLM moved the address hand-over between versions, both handled here:
+- 0.26: ZMQ addresses are placeholders; each front end binds and reports what it bound, and the
+  supervisor hands the gathered addresses to the engine core's handshake.
+- 0.32: the supervisor binds the ZMQ listeners itself and hands their sockets to the front ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from vllm.usage.usage_lib import UsageContext
+from vllm.v1.engine import utils as engine_utils
+from vllm.v1.executor import Executor
+from vllm.v1.utils import APIServerProcessManager, wait_for_completion_or_failure
+
+from server.config import Settings
+from server.engine.vllm import engine_args, resolve_model_path
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_S = 35  # a front end drains open streams for up to 30 s on SIGTERM
+Target = Callable[[str, Any, Any, dict[str, Any]], None]
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM/SIGINT end the wait below; the `finally` then stops the processes in order."""
+
+    def handler(signum: int, _frame: object) -> None:
+        logger.info("signal %d: stopping the front ends and the engine", signum)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@contextmanager
+def _engine_and_frontends(
+    vllm_config: Any, count: int, listen_address: str, target: Target, payload: Any
+) -> Iterator[tuple[Any, Any, Any]]:
+    """Yields (front-end manager, engine manager, coordinator) once the engine core is up."""
+    utils: Any = engine_utils  # typed against one vLLM version; both are handled
+    process_manager: Any = APIServerProcessManager
+    executor_class = Executor.get_class(vllm_config)
+    common = {
+        "listen_address": listen_address,
+        "sock": None,
+        "args": payload,
+        "num_servers": count,
+        "target_server_fn": target,
+        "stats_update_address": None,
+    }
+    if hasattr(utils, "bind_engine_zmq_listeners"):  # vLLM >= 0.27
+        listeners = utils.bind_engine_zmq_listeners(vllm_config, count)
+        with utils.launch_core_engines(vllm_config, executor_class, True, listeners.addresses) as launch:
+            manager = process_manager(
+                **common,
+                input_listeners=listeners.inputs,
+                output_listeners=listeners.outputs,
+                tensor_queue=launch.tensor_queue,
+            )
+            launch.watched_frontend_processes = manager.processes
+        yield manager, launch.engine_manager, launch.coordinator
+        return
+    addresses = utils.get_engine_zmq_addresses(vllm_config, count)
+    with utils.launch_core_engines(vllm_config, executor_class, True, addresses, count) as launched:
+        engine_manager, coordinator, addresses, tensor_queue = launched
+        manager = process_manager(
+            **common,
+            input_addresses=addresses.inputs,
+            output_addresses=addresses.outputs,
+            tensor_queue=tensor_queue,
+        )
+        # The engine core's handshake (on leaving this block) needs what the front ends bound.
+        addresses.inputs, addresses.outputs = manager.gather_actual_addresses()
+    yield manager, engine_manager, coordinator
+
+
+def run_frontends(settings: Settings, count: int, listen_address: str, target: Target, payload: Any) -> None:
+    """Blocks until a signal or until any process exits; raises if one failed."""
+    _stop_on_signals()
+    args = engine_args(settings, resolve_model_path(settings))
+    args._api_process_count = count
+    args._api_process_rank = -1
+    vllm_config = args.create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER)
+    with _engine_and_frontends(vllm_config, count, listen_address, target, payload) as (
+        manager,
+        engine_manager,
+        coordinator,
+    ):
+        logger.info("engine core up; %d front-end processes on %s", count, listen_address)
+        try:
+            wait_for_completion_or_failure(
+                api_server_manager=manager, engine_manager=engine_manager, coordinator=coordinator
+            )
+        finally:
+            manager.shutdown(timeout=SHUTDOWN_S)
+            if engine_manager is not None:
+                engine_manager.shutdown()
+            if coordinator is not None:
+                coordinator.shutdown()

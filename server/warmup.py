@@ -1,0 +1,55 @@
+"""Start-up warm-up: before taking traffic, run one prompt of each prefill size class serving meets.
+
+vLLM compiles its Triton fused-MoE kernel on first use of each (block config, argument
+specialization) pair. CUDA-graph capture covers decode batches, but prefill steps larger than the
+largest captured batch run eagerly: their token count picks a tuned config (keys up to 4096 in
+vLLM's shipped tables) and Triton specializes integer arguments on divisibility by 16. Without
+this, the first long prompts after start-up pay those compiles as latency spikes. With the compile
+caches kept on disk (see --cache-dir), a warm restart loads them instead of compiling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+
+from server.engine.base import Engine, GenerateRequest, SamplingOptions
+
+logger = logging.getLogger(__name__)
+
+# Token counts near each tuned fused-MoE config key above the CUDA-graph range (512).
+PREFILL_SIZE_CLASSES = (520, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
+FIRST_ORDINARY_TOKEN = 100  # past the control tokens
+
+
+def prefill_sizes(max_model_len: int, max_num_batched_tokens: int) -> list[int]:
+    """Each size class twice: a multiple of 16 (times top-2) and one that is not; capped by what one
+    step and one prompt can hold."""
+    cap = min(max_model_len - 1, max_num_batched_tokens)
+    sizes = {n + delta for n in PREFILL_SIZE_CLASSES for delta in (0, 3) if n + delta <= cap}
+    if cap >= PREFILL_SIZE_CLASSES[0]:
+        sizes.add(cap)
+    return sorted(sizes)
+
+
+async def warm_up(engine: Engine) -> float:
+    """Runs the prompts one at a time (each its own engine step); returns the seconds it took."""
+    card = engine.model_card
+    rng = random.Random(0)
+    start = time.perf_counter()
+    sizes = prefill_sizes(card.max_model_len, card.max_num_batched_tokens)
+    for i, size in enumerate(sizes):
+        # Distinct random tokens, so prefix caching cannot shorten a later prompt.
+        ids = [rng.randrange(FIRST_ORDINARY_TOKEN, card.vocab_size) for _ in range(size)]
+        request = GenerateRequest(
+            f"warmup-{i}", ids, SamplingOptions(max_tokens=2, temperature=0.0, ignore_eos=True)
+        )
+        stream = engine.generate(request)
+        async with contextlib.aclosing(stream):
+            async for _ in stream:
+                pass
+    elapsed = time.perf_counter() - start
+    logger.info("warm-up: %d prefill sizes %s in %.1f s", len(sizes), sizes, elapsed)
+    return elapsed
