@@ -40,6 +40,7 @@ from serve_table import table_main
 ROOT = Path(__file__).resolve().parent.parent
 CHAT_TEMPLATE = ROOT / "bench" / "mixtral_chat_template.jinja"  # Mixtral-8x7B-Instruct-v0.1's own
 JIT_MARKER = "JIT compilation during inference"
+READY_MARKER = "Application startup complete"  # uvicorn's, logged once the app's start-up is done
 STOP_RESERVE_S = 45.0  # time kept back from --deadline to stop the server and write the JSON
 SIGINT_WAIT_S = 30.0
 SIGTERM_WAIT_S = 10.0
@@ -247,10 +248,16 @@ def run_points(args: argparse.Namespace, clock: Clock, model_name: str, record: 
 
 
 def jit_lines(log_path: Path) -> list[str]:
-    """Kernels vLLM compiled while serving (its own warning), i.e. work a request had to wait for."""
+    """Kernels vLLM compiled while serving (its own warning), i.e. work a request had to wait for.
+
+    Counted from the first "Application startup complete" on: vLLM's monitor starts after its own
+    start-up, so compiles that a server's start-up warm-up triggers (before it takes traffic) are
+    logged too, and are not serving-time compiles."""
     if not log_path.exists():
         return []
-    return [line for line in log_path.read_text(errors="replace").splitlines() if JIT_MARKER in line]
+    lines = log_path.read_text(errors="replace").splitlines()
+    ready = next((i for i, line in enumerate(lines) if READY_MARKER in line), 0)
+    return [line for line in lines[ready:] if JIT_MARKER in line]
 
 
 def vllm_version() -> str | None:
