@@ -2,8 +2,13 @@
 
 vLLM compiles its Triton fused-MoE kernel on first use of each (block config, argument
 specialization) pair. CUDA-graph capture covers decode batches, but prefill steps larger than the
-largest captured batch run eagerly: their token count picks a tuned config (keys up to 4096 in
-vLLM's shipped tables) and Triton specializes integer arguments on divisibility by 16. Without
+largest captured batch run eagerly: their token count M picks a tuned config (keys up to 4096 in
+vLLM's shipped tables) and Triton specializes integer arguments on divisibility by 16. Two such
+arguments follow M (top-2 routing, 8 experts, BLOCK_SIZE_M 128): num_valid_tokens = 2M, divisible
+by 16 when M % 8 == 0, and EM = 2M + 8 * 127, divisible by 16 when M % 8 == 4. So each size class
+is run at M % 8 == 0, 4 and 3 (neither). On 2xH200 a warm-up without the M % 8 == 4 case still
+left 8 compiles (configs of the 1024 and 1536-2048 classes) to serving; vLLM's log cuts the
+specialization off, so that this case closes the gap is inferred, not yet measured. Without
 this, the first long prompts after start-up pay those compiles as latency spikes. With the compile
 caches kept on disk (see --cache-dir), a warm restart loads them instead of compiling.
 """
@@ -21,14 +26,15 @@ logger = logging.getLogger(__name__)
 
 # Token counts near each tuned fused-MoE config key above the CUDA-graph range (512).
 PREFILL_SIZE_CLASSES = (520, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
+SPECIALIZATION_OFFSETS = (0, 3, 4)  # the classes are multiples of 8
 FIRST_ORDINARY_TOKEN = 100  # past the control tokens
 
 
 def prefill_sizes(max_model_len: int, max_num_batched_tokens: int) -> list[int]:
-    """Each size class twice: a multiple of 16 (times top-2) and one that is not; capped by what one
-    step and one prompt can hold."""
+    """Each size class at M % 8 == 0, 4 and 3 (see the module docstring); capped by what one step
+    and one prompt can hold."""
     cap = min(max_model_len - 1, max_num_batched_tokens)
-    sizes = {n + delta for n in PREFILL_SIZE_CLASSES for delta in (0, 3) if n + delta <= cap}
+    sizes = {n + delta for n in PREFILL_SIZE_CLASSES for delta in SPECIALIZATION_OFFSETS if n + delta <= cap}
     if cap >= PREFILL_SIZE_CLASSES[0]:
         sizes.add(cap)
     return sorted(sizes)
