@@ -27,9 +27,8 @@ async def _one(url: str, i: int) -> int:
     body = chat(f"request {i}", max_tokens=MAX_TOKENS, ignore_eos=True, temperature=0)
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
         if i % 2:
-            events = await stream_events(
-                http, "/v1/chat/completions", {**body, "stream": True, "stream_options": {"include_usage": True}}
-            )
+            streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
+            events = await stream_events(http, "/v1/chat/completions", streamed)
             usage: dict[str, Any] = events[-1]["usage"]
         else:
             resp = await http.post("/v1/chat/completions", json=body)

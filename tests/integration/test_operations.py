@@ -82,7 +82,8 @@ async def test_eight_concurrent_streams_run_in_one_batch(client: httpx.AsyncClie
 
 async def test_warm_up_runs_its_prompts_to_the_end(engine: Engine) -> None:
     card = engine.model_card
-    assert prefill_sizes(card.max_model_len, card.max_num_batched_tokens) == [520, 523, 524, card.max_model_len - 1]
+    sizes = prefill_sizes(card.max_model_len, card.max_num_batched_tokens)
+    assert sizes == [520, 523, 524, card.max_model_len - 1]
     assert await warm_up(engine) > 0
     for _ in range(200):  # the engine's next report shows the batch empty again
         if engine.stats().running == 0:
