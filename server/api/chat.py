@@ -18,7 +18,7 @@ from server.sampling import resolve_max_tokens, sampling_options
 from server.schemas.chat import ChatCompletion, ChatCompletionRequest
 from server.schemas.common import ErrorResponse
 from server.state import StateDep
-from server.streaming import sse_response
+from server.streaming import EventStream
 
 router = APIRouter(tags=["chat"])
 
@@ -64,6 +64,6 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     )
     deltas = generation.start(state.engine, choices)
     if body.stream:
-        return sse_response(stream_chat(ctx, deltas, body.include_usage))
+        return EventStream(stream_chat(ctx, deltas, body.include_usage))
     result = await cancel_on_disconnect(request, collect_chat(ctx, deltas))
-    return JSONResponse(result.model_dump())
+    return JSONResponse(result)

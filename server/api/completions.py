@@ -18,7 +18,7 @@ from server.sampling import resolve_max_tokens, sampling_options
 from server.schemas.common import ErrorResponse
 from server.schemas.completions import Completion, CompletionRequest
 from server.state import ServerState, StateDep
-from server.streaming import sse_response
+from server.streaming import EventStream
 
 router = APIRouter(tags=["completions"])
 
@@ -90,6 +90,6 @@ async def create_completion(body: CompletionRequest, request: Request, state: St
     )
     deltas = generation.start(state.engine, choices)
     if body.stream:
-        return sse_response(stream_completion(ctx, deltas, body.include_usage))
+        return EventStream(stream_completion(ctx, deltas, body.include_usage))
     result = await cancel_on_disconnect(request, collect_completion(ctx, deltas))
-    return JSONResponse(result.model_dump())
+    return JSONResponse(result)

@@ -1,24 +1,21 @@
-"""Chat completion bodies: the whole answer, or `chat.completion.chunk` events as deltas arrive."""
+"""Chat completion bodies: the whole answer, or `chat.completion.chunk` events as deltas arrive.
+
+Both build plain dicts in the shapes of ChatCompletion / ChatCompletionChunk (server/schemas/chat.py)
+rather than the models themselves: the stream encodes one small dict per token (chunks.py), the
+whole answer is one dict for JSONResponse, the bytes `model_dump()` gave before.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Any
 
 from server.engine.base import Delta
 from server.metrics import RequestTimer
-from server.render.logprobs import chat_logprobs
-from server.schemas.chat import (
-    AssistantMessage,
-    ChatChoice,
-    ChatChunkChoice,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChoiceLogprobs,
-    ChunkDelta,
-)
-from server.schemas.common import Usage
+from server.render.chunks import ChunkEncoder, usage
+from server.render.logprobs import chat_entry, chat_logprobs
 
 Deltas = AsyncGenerator[tuple[int, Delta], None]
 
@@ -34,72 +31,68 @@ class ChatContext:
     timer: RequestTimer
 
 
-def _logprobs(ctx: ChatContext, delta: Delta) -> ChoiceLogprobs | None:
-    if ctx.top_logprobs is None or delta.logprobs is None:
-        return None
-    return chat_logprobs(delta.logprobs, ctx.top_logprobs)
+def _chunk_choice(ctx: ChatContext, index: int, delta: Delta) -> dict[str, Any]:
+    """ChatChunkChoice without its None fields."""
+    choice: dict[str, Any] = {"index": index, "delta": {"content": delta.text}}
+    if ctx.top_logprobs is not None and delta.logprobs is not None:
+        choice["logprobs"] = chat_logprobs(delta.logprobs, ctx.top_logprobs)
+    if delta.finish_reason is not None:
+        choice["finish_reason"] = delta.finish_reason
+    return choice
 
 
-async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> AsyncGenerator[str, None]:
-    def chunk(*choices: ChatChunkChoice, usage: Usage | None = None) -> str:
-        body = ChatCompletionChunk(
-            id=ctx.id, created=ctx.created, model=ctx.model, choices=list(choices), usage=usage
-        )
-        return body.model_dump_json(exclude_none=True)
-
+async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> AsyncGenerator[bytes, None]:
+    """Yields each event's JSON: a role chunk per choice, content chunks, then usage if asked for."""
+    encoder = ChunkEncoder(ctx.id, "chat.completion.chunk", ctx.created, ctx.model)
     completion_tokens = 0
     reasons: list[str] = []
     async with contextlib.aclosing(deltas):
         for i in range(ctx.n):
-            yield chunk(ChatChunkChoice(index=i, delta=ChunkDelta(role="assistant", content="")))
+            yield encoder.choice({"index": i, "delta": {"role": "assistant", "content": ""}})
         async for index, delta in deltas:
             completion_tokens += len(delta.token_ids)
             ctx.timer.token()
             if delta.finish_reason:
                 reasons.append(delta.finish_reason)
             if delta.text or delta.finish_reason or delta.logprobs:
-                yield chunk(
-                    ChatChunkChoice(
-                        index=index,
-                        delta=ChunkDelta(content=delta.text),
-                        logprobs=_logprobs(ctx, delta),
-                        finish_reason=delta.finish_reason,
-                    )
-                )
+                yield encoder.choice(_chunk_choice(ctx, index, delta))
     if include_usage:
-        yield chunk(usage=Usage.of(ctx.prompt_tokens, completion_tokens))
+        yield encoder.usage(ctx.prompt_tokens, completion_tokens)
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, reasons)
 
 
-async def collect_chat(ctx: ChatContext, deltas: Deltas) -> ChatCompletion:
+async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
+    """The whole answer as a ChatCompletion-shaped dict (None fields included, as `model_dump()`)."""
     texts: list[list[str]] = [[] for _ in range(ctx.n)]
-    entries: list[ChoiceLogprobs] = [ChoiceLogprobs(content=[]) for _ in range(ctx.n)]
+    entries: list[list[dict[str, Any]]] = [[] for _ in range(ctx.n)]
     reasons: list[str | None] = [None] * ctx.n
     completion_tokens = 0
+    top_n = ctx.top_logprobs
     async with contextlib.aclosing(deltas):
         async for index, delta in deltas:
             completion_tokens += len(delta.token_ids)
             ctx.timer.token()
             texts[index].append(delta.text)
-            part = _logprobs(ctx, delta)
-            if part is not None and part.content:
-                entries[index].content.extend(part.content)  # type: ignore[union-attr]
+            if top_n is not None and delta.logprobs:
+                entries[index].extend(chat_entry(e, top_n) for e in delta.logprobs)
             if delta.finish_reason:
                 reasons[index] = delta.finish_reason
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, [r for r in reasons if r])
     choices = [
-        ChatChoice(
-            index=i,
-            message=AssistantMessage(content="".join(texts[i])),
-            logprobs=entries[i] if ctx.top_logprobs is not None else None,
-            finish_reason=reasons[i],
-        )
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": "".join(texts[i])},
+            "logprobs": {"content": entries[i]} if top_n is not None else None,
+            "finish_reason": reasons[i],
+        }
         for i in range(ctx.n)
     ]
-    return ChatCompletion(
-        id=ctx.id,
-        created=ctx.created,
-        model=ctx.model,
-        choices=choices,
-        usage=Usage.of(ctx.prompt_tokens, completion_tokens),
-    )
+    return {
+        "id": ctx.id,
+        "object": "chat.completion",
+        "created": ctx.created,
+        "model": ctx.model,
+        "choices": choices,
+        "usage": usage(ctx.prompt_tokens, completion_tokens),
+        "system_fingerprint": None,
+    }

@@ -1,6 +1,7 @@
 """Legacy completion bodies: the whole answer, or `text_completion` events as deltas arrive.
 
-Choice index = prompt index x n + sample index, as OpenAI numbers them.
+Choice index = prompt index x n + sample index, as OpenAI numbers them. Plain dicts in the shapes of
+Completion / CompletionChoice (server/schemas/completions.py), for the reasons given in chat.py.
 """
 
 from __future__ import annotations
@@ -8,12 +9,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Any
 
 from server.engine.base import Delta
 from server.metrics import RequestTimer
+from server.render.chunks import ChunkEncoder, usage
 from server.render.logprobs import CompletionLogprobsBuilder
-from server.schemas.common import Usage
-from server.schemas.completions import Completion, CompletionChoice
 
 Deltas = AsyncGenerator[tuple[int, Delta], None]
 
@@ -39,38 +40,44 @@ def _builders(ctx: CompletionContext) -> list[CompletionLogprobsBuilder] | None:
     return [CompletionLogprobsBuilder(ctx.logprobs, len(e)) for e in ctx.echo]
 
 
+def _chunk_choice(
+    index: int, delta: Delta, builders: list[CompletionLogprobsBuilder] | None
+) -> dict[str, Any]:
+    """CompletionChoice without its None fields."""
+    choice: dict[str, Any] = {"index": index, "text": delta.text}
+    if builders:
+        choice["logprobs"] = builders[index].add(delta.logprobs or [])
+    if delta.finish_reason is not None:
+        choice["finish_reason"] = delta.finish_reason
+    return choice
+
+
 async def stream_completion(
     ctx: CompletionContext, deltas: Deltas, include_usage: bool
-) -> AsyncGenerator[str, None]:
-    def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
-        body = Completion(id=ctx.id, created=ctx.created, model=ctx.model, choices=choices, usage=usage)
-        return body.model_dump_json(exclude_none=True)
-
+) -> AsyncGenerator[bytes, None]:
+    """Yields each event's JSON: the echoed prompts, text chunks, then usage if asked for."""
+    encoder = ChunkEncoder(ctx.id, "text_completion", ctx.created, ctx.model)
     builders = _builders(ctx)
     completion_tokens = 0
     reasons: list[str] = []
     async with contextlib.aclosing(deltas):
         for i, echo in enumerate(ctx.echo):
             if echo:
-                yield chunk([CompletionChoice(index=i, text=echo, finish_reason=None)])
+                yield encoder.choice({"index": i, "text": echo})
         async for index, delta in deltas:
             completion_tokens += len(delta.token_ids)
             ctx.timer.token()
             if delta.finish_reason:
                 reasons.append(delta.finish_reason)
-            if not (delta.text or delta.finish_reason or delta.logprobs):
-                continue
-            logprobs = builders[index].add(delta.logprobs or []) if builders else None
-            choice = CompletionChoice(
-                index=index, text=delta.text, logprobs=logprobs, finish_reason=delta.finish_reason
-            )
-            yield chunk([choice])
+            if delta.text or delta.finish_reason or delta.logprobs:
+                yield encoder.choice(_chunk_choice(index, delta, builders))
     if include_usage:
-        yield chunk([], usage=Usage.of(ctx.prompt_tokens, completion_tokens))
+        yield encoder.usage(ctx.prompt_tokens, completion_tokens)
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, reasons)
 
 
-async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> Completion:
+async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> dict[str, Any]:
+    """The whole answer as a Completion-shaped dict (None fields included, as `model_dump()`)."""
     texts: list[list[str]] = [[e] for e in ctx.echo]
     reasons: list[str | None] = [None] * ctx.num_choices
     builders = _builders(ctx)
@@ -86,18 +93,20 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> Completi
                 reasons[index] = delta.finish_reason
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, [r for r in reasons if r])
     choices = [
-        CompletionChoice(
-            index=i,
-            text="".join(texts[i]),
-            logprobs=builders[i].value if builders else None,
-            finish_reason=reasons[i],
-        )
+        {
+            "index": i,
+            "text": "".join(texts[i]),
+            "logprobs": builders[i].value if builders else None,
+            "finish_reason": reasons[i],
+        }
         for i in range(ctx.num_choices)
     ]
-    return Completion(
-        id=ctx.id,
-        created=ctx.created,
-        model=ctx.model,
-        choices=choices,
-        usage=Usage.of(ctx.prompt_tokens, completion_tokens),
-    )
+    return {
+        "id": ctx.id,
+        "object": "text_completion",
+        "created": ctx.created,
+        "model": ctx.model,
+        "choices": choices,
+        "usage": usage(ctx.prompt_tokens, completion_tokens),
+        "system_fingerprint": None,
+    }

@@ -1,31 +1,31 @@
-"""Token log-probabilities in the two shapes OpenAI uses: chat's list of entries, completions' columns."""
+"""Token log-probabilities in the two shapes OpenAI uses: chat's list of entries, completions' columns.
+
+Plain dicts, not pydantic models: with logprobs on, every token carries one entry plus its top
+alternatives, and these go straight to JSON (the shapes are ChoiceLogprobs and CompletionLogprobs in
+server/schemas).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from server.engine.base import TokenLogprob
-from server.schemas.chat import ChoiceLogprobs, LogprobEntry, TopLogprobEntry
-from server.schemas.completions import CompletionLogprobs
 
 
-def _bytes(token: str) -> list[int]:
-    return list(token.encode("utf-8"))
+def chat_entry(entry: TokenLogprob, top_n: int) -> dict[str, Any]:
+    return {
+        "token": entry.token,
+        "logprob": float(entry.logprob),
+        "bytes": list(entry.token.encode("utf-8")),
+        "top_logprobs": [
+            {"token": t.token, "logprob": float(t.logprob), "bytes": list(t.token.encode("utf-8"))}
+            for t in entry.top[:top_n]
+        ],
+    }
 
 
-def chat_logprobs(entries: list[TokenLogprob], top_n: int) -> ChoiceLogprobs:
-    return ChoiceLogprobs(
-        content=[
-            LogprobEntry(
-                token=e.token,
-                logprob=e.logprob,
-                bytes=_bytes(e.token),
-                top_logprobs=[
-                    TopLogprobEntry(token=t.token, logprob=t.logprob, bytes=_bytes(t.token))
-                    for t in e.top[:top_n]
-                ],
-            )
-            for e in entries
-        ]
-    )
+def chat_logprobs(entries: list[TokenLogprob], top_n: int) -> dict[str, Any]:
+    return {"content": [chat_entry(e, top_n) for e in entries]}
 
 
 class CompletionLogprobsBuilder:
@@ -34,16 +34,33 @@ class CompletionLogprobsBuilder:
     def __init__(self, top_n: int, start_offset: int = 0) -> None:
         self._top_n = top_n
         self._offset = start_offset
-        self.value = CompletionLogprobs(tokens=[], token_logprobs=[], top_logprobs=[], text_offset=[])
+        self.value: dict[str, list[Any]] = {
+            "tokens": [],
+            "token_logprobs": [],
+            "top_logprobs": [],
+            "text_offset": [],
+        }
 
-    def add(self, entries: list[TokenLogprob]) -> CompletionLogprobs:
+    def add(self, entries: list[TokenLogprob]) -> dict[str, list[Any]]:
         """Add entries; returns the columns for just these entries (what a stream chunk carries)."""
-        part = CompletionLogprobs(tokens=[], token_logprobs=[], top_logprobs=[], text_offset=[])
+        tokens: list[str] = []
+        token_logprobs: list[float] = []
+        top_logprobs: list[dict[str, float]] = []
+        text_offset: list[int] = []
+        offset = self._offset
         for e in entries:
-            for target in (part, self.value):
-                target.tokens.append(e.token)
-                target.token_logprobs.append(e.logprob)
-                target.top_logprobs.append({t.token: t.logprob for t in e.top[: self._top_n]})
-                target.text_offset.append(self._offset)
-            self._offset += len(e.token)
+            tokens.append(e.token)
+            token_logprobs.append(float(e.logprob))
+            top_logprobs.append({t.token: float(t.logprob) for t in e.top[: self._top_n]})
+            text_offset.append(offset)
+            offset += len(e.token)
+        self._offset = offset
+        part: dict[str, list[Any]] = {
+            "tokens": tokens,
+            "token_logprobs": token_logprobs,
+            "top_logprobs": top_logprobs,
+            "text_offset": text_offset,
+        }
+        for key, column in part.items():
+            self.value[key].extend(column)
         return part

@@ -1,0 +1,40 @@
+"""Stream events as JSON bytes, the cheap way: one event per token per stream is the server's hottest
+path, so nothing in it goes through pydantic.
+
+The fields that never change within a stream (id, object, created, model) are encoded once per
+request; each event encodes only its choice, a small dict, with orjson. For these shapes orjson
+writes the same bytes as pydantic's `model_dump_json(exclude_none=True)` of the response models in
+server/schemas (key order, compact separators, unescaped UTF-8, float digits, inf/nan as null): the
+choice dicts leave out what would be None, and tests/unit/test_render_stream.py holds the two equal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+class ChunkEncoder:
+    """`{"id":..,"object":..,"created":..,"model":..,"choices":[...]}` for one request's events."""
+
+    __slots__ = ("_head",)
+
+    def __init__(self, id: str, kind: str, created: int, model: str) -> None:
+        head = orjson.dumps({"id": id, "object": kind, "created": created, "model": model})
+        self._head = head[:-1] + b',"choices":['
+
+    def choice(self, choice: dict[str, Any]) -> bytes:
+        return self._head + orjson.dumps(choice) + b"]}"
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+        """The last event when `stream_options.include_usage` is set: no choices, only usage."""
+        return self._head + b'],"usage":' + orjson.dumps(usage(prompt_tokens, completion_tokens)) + b"}"
