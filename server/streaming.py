@@ -7,11 +7,12 @@ as `data: ` + payload + a blank line, nothing to split or escape. Each event is 
 Why our own response and not sse-starlette's EventSourceResponse: that one builds a ServerSentEvent
 per event (a StringIO, a regex split, an encode) and opens an anyio cancel scope around every send,
 about 9 us per event on a 2-core dev machine, most of what a streamed token cost in this package
-(bench/results/2026-11-23-frontend-profile). What we used from it is kept here: a watcher races the client's disconnect against the body in one task
-group; when the client goes, the body is cancelled, the `aclosing` below closes the event source,
-and that closes the engine streams, which abort their engine requests at once. One difference: on
-server shutdown, open streams are not cut at once; uvicorn lets them finish for its graceful
-shutdown timeout, then cancels them, which aborts them the same way.
+(bench/results/2026-11-23-frontend-profile). What we used from it is kept here: a watcher races the
+client's disconnect against the body in one task group; when the client goes, the body is
+cancelled, the `aclosing` below closes the event source, and that closes the engine streams, which
+abort their engine requests at once. One difference: on server shutdown, open streams are not cut
+at once; uvicorn lets them finish for its graceful shutdown timeout, then cancels them, which aborts
+them the same way (and uvicorn logs the cancelled request as an error).
 """
 
 from __future__ import annotations
