@@ -42,14 +42,19 @@ def _chunk_choice(ctx: ChatContext, index: int, delta: Delta) -> dict[str, Any]:
 
 
 async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> AsyncGenerator[bytes, None]:
-    """Yields each event's JSON: a role chunk per choice, content chunks, then usage if asked for."""
+    """Yields each event's JSON: role chunks once output starts, content chunks, then usage if asked for."""
     encoder = ChunkEncoder(ctx.id, "chat.completion.chunk", ctx.created, ctx.model)
     completion_tokens = 0
     reasons: list[str] = []
+    role_sent = False
     async with contextlib.aclosing(deltas):
-        for i in range(ctx.n):
-            yield encoder.choice({"index": i, "delta": {"role": "assistant", "content": ""}})
         async for index, delta in deltas:
+            if not role_sent:
+                # With the first output, not before the prefill, as OpenAI and vLLM do: clients and
+                # benchmarks take the first chunk with choices as the first token (TTFT).
+                role_sent = True
+                for i in range(ctx.n):
+                    yield encoder.choice({"index": i, "delta": {"role": "assistant", "content": ""}})
             completion_tokens += len(delta.token_ids)
             ctx.timer.token()
             if delta.finish_reason:

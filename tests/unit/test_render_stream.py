@@ -279,3 +279,28 @@ async def test_stream_closes_the_deltas_when_it_is_closed_early() -> None:
     assert b'"content":"x"' in await anext(stream)
     await stream.aclose()
     assert closed
+
+
+async def test_stream_sends_the_role_chunk_only_once_the_engine_gave_output() -> None:
+    """TTFT as clients measure it: the first chunk with choices must not come before the prefill."""
+    pulled: list[str] = []
+
+    async def deltas() -> AsyncGenerator[tuple[int, Delta], None]:
+        pulled.append("first output")
+        yield 0, Delta("x", [1])
+
+    stream = stream_chat(chat_ctx(), deltas(), include_usage=False)
+    first = await anext(stream)
+    assert b'"role":"assistant"' in first
+    assert pulled == ["first output"]
+    await stream.aclose()
+
+
+async def test_stream_without_any_output_sends_no_role_chunk() -> None:
+    async def deltas() -> AsyncGenerator[tuple[int, Delta], None]:
+        return
+        yield  # an async generator that ends at once
+
+    events = [e async for e in stream_chat(chat_ctx(), deltas(), include_usage=True)]
+    assert len(events) == 1
+    assert b'"usage"' in events[0]
