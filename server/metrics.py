@@ -58,6 +58,27 @@ class ServerMetrics:
             buckets=_TOKEN_BUCKETS,
             registry=r,
         )
+        self.rejections = Counter(
+            f"{PREFIX}_rejected_requests",
+            "Requests refused before the engine, by reason (auth, rate_limit, overload, ...).",
+            ["reason"],
+            registry=r,
+        )
+        self.client_disconnects = Counter(
+            f"{PREFIX}_client_disconnects",
+            "Requests whose client went away before the answer ended; the engine work was aborted.",
+            ["endpoint"],
+            registry=r,
+        )
+        # Labelled by the key's name (its position in --api-keys, or the name given there), never by
+        # the key itself: bounded and safe to show.
+        self.key_in_flight = Gauge(
+            f"{PREFIX}_api_key_requests_in_flight",
+            "Requests in flight per API key.",
+            ["key"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         # The engine core reports to one front end at a time: the newest report wins.
         self.running = self._engine_gauge("num_requests_running", "Requests in the engine's running batch.")
         self.waiting = self._engine_gauge("num_requests_waiting", "Requests waiting for the engine.")
