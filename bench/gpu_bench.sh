@@ -2,7 +2,10 @@
 # One measured run of bench/serve_bench.py on a machine with two GPUs (Mixtral-8x7B's config,
 # dummy weights, TP=2). Each run fits one 10-minute slot; run them back to back on one machine.
 #
-#   bash bench/gpu_bench.sh RUN OUT      RUN: vllm-bf16 | ours-bf16 | ours-fp8
+#   bash bench/gpu_bench.sh RUN OUT      RUN: vllm-bf16 | ours-bf16 | ours-bf16-restart | ours-fp8
+#
+# ours-bf16-restart starts our server again on the same machine after ours-bf16: its compile caches
+# (under --cache-dir) are warm, so its time to ready is the warm start; it repeats two points.
 #
 # Both servers get the same engine arguments and the same number of front-end processes; those are
 # also our defaults on GPUs (--api-server-count 4, --max-num-batched-tokens 2048), so ours-bf16 is
@@ -18,6 +21,8 @@ points=256:1500,64:640,16:320,1:24
 case $run in
   vllm-bf16) "${bench[@]}" --server vllm --label "$run" --points "$points" --warmup 256:300 -- "${engine[@]}" ;;
   ours-bf16) "${bench[@]}" --server ours --label "$run" --points "$points" --warmup 256:300 \
+               -- "${engine[@]}" --log-kernel-compiles ;;
+  ours-bf16-restart) "${bench[@]}" --server ours --label "$run" --points 256:1500,16:320 --warmup 256:300 \
                -- "${engine[@]}" --log-kernel-compiles ;;
   ours-fp8)  "${bench[@]}" --server ours --label "$run" --points 256:2000,64:640,1:24 --warmup 256:300 \
                -- "${engine[@]}" --quantization fp8 --log-kernel-compiles ;;

@@ -1,4 +1,7 @@
-"""What every route needs, built once by the app's lifespan and reached through typed dependencies."""
+"""What every route needs, built once by the app's lifespan and reached through typed dependencies.
+
+The dependencies are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread
+hop per request for a dictionary lookup."""
 
 from __future__ import annotations
 
@@ -38,14 +41,14 @@ class ServerState:
         )
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
     state: ServerState | None = getattr(request.app.state, "server", None)
     if state is None:
         raise EngineUnavailableError("The server is starting or stopping.")
     return state
 
 
-def get_engine(state: Annotated[ServerState, Depends(get_state)]) -> Engine:
+async def get_engine(state: Annotated[ServerState, Depends(get_state)]) -> Engine:
     return state.engine
 
 
