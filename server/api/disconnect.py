@@ -31,9 +31,12 @@ async def cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, T]) -
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        watcher.cancel()
         if not task.done():
             task.cancel()
-        watcher.cancel()
+            # cancel() only asks; until the task has run its cancellation it is neither cancelled
+            # nor done, and task.result() below would raise InvalidStateError (a 500, not a 499).
+            await asyncio.wait({task})
     if task.cancelled():
         raise ClientDisconnectedError("The client disconnected.")
     return task.result()
