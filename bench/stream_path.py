@@ -26,7 +26,7 @@ from typing import Any
 import server
 from server.app import create_app
 from server.config import Settings, default_cache_dir
-from server.engine.base import Delta, EngineStats, GenerateRequest, ModelCard
+from server.engine.base import Delta, EngineStats, GenerateRequest, ModelCard, StepTimings
 from server.engine.tiny import ensure_tiny_model
 
 WORDS = [" the", " sea", " light", "house", " keeper", ",", " and", " é", " storm", "."]
@@ -57,6 +57,9 @@ class StandInEngine:
         return EngineStats()
 
     def on_stats(self, listener: Callable[[EngineStats], None]) -> None:
+        pass
+
+    def on_timings(self, listener: Callable[[StepTimings], None]) -> None:
         pass
 
     async def shutdown(self) -> None:

@@ -48,6 +48,7 @@ def create_app(
     metrics = ServerMetrics(
         multiprocess_dir=frontend.metrics_dir if frontend else None,
         api_server=str(frontend.link.index if frontend else 0),
+        model=settings.resolved_served_name(),
     )
 
     @asynccontextmanager
@@ -56,9 +57,9 @@ def create_app(
         try:
             tokenizer = Tokenizer.load(settings.tokenizer or running.model_card.root)
             template = ChatTemplate(tokenizer)
-            metrics.watch_engine(running)
             if engine is None:
                 await _warm_up(settings, running, frontend)
+            metrics.watch_engine(running)  # after the warm-up: its requests are not traffic
             app.state.server = ServerState(
                 settings=settings,
                 engine=running,

@@ -97,6 +97,16 @@ class EngineStats:
     steps: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StepTimings:
+    """Latency samples from one engine step, each handed out once (for histograms, unlike the
+    EngineStats snapshot): the gap before every token after a request's first, and the time each
+    request that finished this step waited in the queue before it was first scheduled."""
+
+    inter_token_latencies: tuple[float, ...] = ()
+    queue_times: tuple[float, ...] = ()
+
+
 class Engine(Protocol):
     @property
     def model_card(self) -> ModelCard: ...
@@ -116,6 +126,11 @@ class Engine(Protocol):
 
     def on_stats(self, listener: Callable[[EngineStats], None]) -> None:
         """Call `listener` with each new EngineStats (on the event loop; it must not block)."""
+        ...
+
+    def on_timings(self, listener: Callable[[StepTimings], None]) -> None:
+        """Call `listener` with the StepTimings of each engine step that has any (on the event loop;
+        it must not block). In a front-end process: the steps of its own requests only."""
         ...
 
     async def shutdown(self) -> None: ...

@@ -34,6 +34,7 @@ from server.engine.base import (
     GenerateRequest,
     ModelCard,
     SamplingOptions,
+    StepTimings,
     TokenLogprob,
     TopLogprob,
 )
@@ -51,13 +52,16 @@ _VALIDATION_ERRORS = (VLLMValidationError, ValueError, TypeError)
 
 
 class _StatsRecorder(StatLoggerBase):
-    """Keeps the latest scheduler numbers; vLLM calls `record` on the event loop once per step.
+    """Keeps the latest scheduler numbers and hands out each step's latency samples; vLLM calls
+    `record` on the event loop once per step. Scheduler stats come from the engine core (to one
+    front end at a time); iteration stats from this process's own requests.
 
     It must never raise: an exception here would kill vLLM's output handler."""
 
     def __init__(self, vllm_config: Any = None, engine_index: int = 0) -> None:
         self.latest = EngineStats()
         self.listeners: list[Callable[[EngineStats], None]] = []
+        self.timing_listeners: list[Callable[[StepTimings], None]] = []
 
     def record(
         self,
@@ -66,19 +70,32 @@ class _StatsRecorder(StatLoggerBase):
         mm_cache_stats: Any = None,
         engine_idx: int = 0,
     ) -> None:
-        if scheduler_stats is None:
-            return
         try:
-            self.latest = EngineStats(
-                running=int(scheduler_stats.num_running_reqs),
-                waiting=int(scheduler_stats.num_waiting_reqs),
-                kv_cache_usage=float(scheduler_stats.kv_cache_usage),
-                steps=self.latest.steps + 1,
-            )
-            for listener in self.listeners:
-                listener(self.latest)
+            if scheduler_stats is not None:
+                self._record_scheduler(scheduler_stats)
+            if iteration_stats is not None and self.timing_listeners:
+                self._record_timings(iteration_stats)
         except Exception:  # see the docstring: never raise into vLLM
-            logger.debug("could not record scheduler stats", exc_info=True)
+            logger.debug("could not record engine stats", exc_info=True)
+
+    def _record_scheduler(self, scheduler_stats: Any) -> None:
+        self.latest = EngineStats(
+            running=int(scheduler_stats.num_running_reqs),
+            waiting=int(scheduler_stats.num_waiting_reqs),
+            kv_cache_usage=float(scheduler_stats.kv_cache_usage),
+            steps=self.latest.steps + 1,
+        )
+        for listener in self.listeners:
+            listener(self.latest)
+
+    def _record_timings(self, iteration_stats: Any) -> None:
+        timings = StepTimings(
+            inter_token_latencies=tuple(iteration_stats.inter_token_latencies_iter),
+            queue_times=tuple(r.queued_time for r in iteration_stats.finished_requests),
+        )
+        if timings.inter_token_latencies or timings.queue_times:
+            for listener in self.timing_listeners:
+                listener(timings)
 
     def log_engine_initialized(self) -> None:
         pass
@@ -283,6 +300,9 @@ class VLLMEngine:
 
     def on_stats(self, listener: Callable[[EngineStats], None]) -> None:
         self._recorder.listeners.append(listener)
+
+    def on_timings(self, listener: Callable[[StepTimings], None]) -> None:
+        self._recorder.timing_listeners.append(listener)
 
     async def shutdown(self) -> None:
         self._llm.shutdown()
