@@ -40,6 +40,16 @@ class Settings(BaseSettings):
         None, description="Name clients use in `model`. Default: the model folder's name."
     )
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs (or CPU ranks) to shard the model over.")
+    pipeline_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="Pipeline stages (e.g. one per node); the engine uses tensor x pipeline GPUs in all.",
+    )
+    distributed_executor_backend: Literal["mp", "ray"] | None = Field(
+        None,
+        description="How the engine starts its workers: mp (processes on this host) or ray (a Ray "
+        "cluster, for a model spread over several nodes). Default: vLLM's choice.",
+    )
     max_model_len: int | None = Field(None, ge=16, description="Context length; default the model's.")
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     max_num_seqs: int | None = Field(None, ge=1, description="Most sequences in one engine step.")

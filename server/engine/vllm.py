@@ -133,6 +133,8 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
         "tokenizer": settings.tokenizer,
         "served_model_name": settings.resolved_served_name(),
         "tensor_parallel_size": settings.tensor_parallel_size,
+        "pipeline_parallel_size": settings.pipeline_parallel_size,
+        "distributed_executor_backend": settings.distributed_executor_backend,
         "max_model_len": settings.max_model_len,
         "gpu_memory_utilization": settings.gpu_memory_utilization,
         "max_num_seqs": settings.max_num_seqs,
