@@ -29,7 +29,7 @@ if [ "$ENGINE" = cpu ]; then
     extra_index=(--extra-index-url "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}")
   fi
 fi
-$PIP install -q "${extra_index[@]}" -e ".[$ENGINE,test]"
+$PIP install -q "${extra_index[@]}" -e ".[$ENGINE,clients,test]"
 
 if [ "$ENGINE" = cpu ]; then
   # The registry's torchvision/torchaudio/torchcodec are CUDA builds that break `import vllm` next to
