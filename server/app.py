@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from server import __version__
-from server.api import chat, completions, health, models
+from server.api import chat, completions, health, models, page
 from server.chat_template import ChatTemplate
 from server.config import Settings
 from server.engine import start_engine
@@ -84,6 +84,6 @@ def create_app(
     app = FastAPI(title="mixtral-serve", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
-    for module in (chat, completions, models, health):
+    for module in (chat, completions, models, health, page):
         app.include_router(module.router)
     return app
