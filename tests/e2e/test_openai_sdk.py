@@ -105,6 +105,20 @@ def test_async_client_streams_concurrently(server_url: str) -> None:
     assert len(texts) == 4 and all(texts)
 
 
+def test_async_client_without_streaming(server_url: str) -> None:
+    async def run() -> tuple[openai.types.chat.ChatCompletion, openai.types.Completion]:
+        async with openai.AsyncOpenAI(base_url=f"{server_url}/v1", api_key="unused", max_retries=0) as client:
+            chat = await client.chat.completions.create(
+                model="tiny-mixtral", messages=MESSAGES, max_tokens=6, temperature=0
+            )
+            text = await client.completions.create(model="tiny-mixtral", prompt="Once", max_tokens=3)
+            return chat, text
+
+    chat, text = asyncio.run(run())
+    assert chat.choices[0].message.content and chat.usage is not None and chat.usage.completion_tokens == 6
+    assert text.choices[0].text and text.usage is not None and text.usage.completion_tokens == 3
+
+
 def test_client_disconnect_aborts_engine_request(server_url: str) -> None:
     """A stream dropped mid-generation leaves the engine's running batch at once."""
     body = {"messages": MESSAGES, "max_tokens": 1500, "ignore_eos": True, "stream": True}
