@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 REQUESTS = 16
 MAX_TOKENS = 12
 CHAT_OK = 'route="/v1/chat/completions",status="200"'
+CHAT_LENGTH = 'endpoint="/v1/chat/completions",finish_reason="length",model="tiny-mixtral",status="200"'
 
 
 async def _one(url: str, i: int) -> int:
@@ -60,6 +61,11 @@ async def test_two_front_ends_share_one_engine_and_one_metrics_view(tmp_path: Pa
     for text in scrapes:
         assert metric_value(text, "mixtral_http_requests_total", CHAT_OK) == REQUESTS
         assert metric_value(text, "mixtral_generation_tokens_total") == REQUESTS * MAX_TOKENS
+        assert metric_value(text, "mixtral_requests_total", CHAT_LENGTH) == REQUESTS
+        assert metric_value(text, "mixtral_time_to_first_token_seconds_count") == REQUESTS
+        # The engine's timings, from each front end's own requests; the warm-up is not counted.
+        assert metric_value(text, "mixtral_inter_token_latency_seconds_count") == REQUESTS * (MAX_TOKENS - 1)
+        assert metric_value(text, "mixtral_request_queue_time_seconds_count") == REQUESTS
     per_server = _per_server(scrapes[-1])
     assert all(count > 0 for count in per_server.values()), per_server
     all_routes = sum(
