@@ -52,14 +52,16 @@ async def _send_known_traffic(client: httpx.AsyncClient) -> int:
     return prompt_tokens
 
 
-async def _scrape_when(client: httpx.AsyncClient, settled: Callable[[str], bool]) -> str:
-    """The engine reports after each step; give its last report a moment to land."""
-    for _ in range(100):
+async def _scrape_when(client: httpx.AsyncClient, settled: Callable[[str], bool]) -> tuple[str, int]:
+    """The engine reports after each step; give its last report a moment to land. Returns the last
+    scrape and how many were made."""
+    scrapes = 0
+    while True:
         text = (await client.get("/metrics")).text
-        if settled(text):
-            return text
+        scrapes += 1
+        if settled(text) or scrapes == 100:
+            return text, scrapes
         await asyncio.sleep(0.05)
-    return text
 
 
 async def test_each_metric_moves_by_the_traffic_sent(client: httpx.AsyncClient) -> None:
@@ -75,7 +77,7 @@ async def test_each_metric_moves_by_the_traffic_sent(client: httpx.AsyncClient) 
             and metric_value(text, "mixtral_num_requests_running") == 0
         )
 
-    after = await _scrape_when(client, settled)
+    after, scrapes = await _scrape_when(client, settled)
 
     def delta(name: str, labels: str = "") -> float:
         return delta_in(after, name, labels)
@@ -87,6 +89,8 @@ async def test_each_metric_moves_by_the_traffic_sent(client: httpx.AsyncClient) 
     assert delta("mixtral_requests_total", requests_labels(COMPLETIONS, 400, "none")) == 1
     for route, status in ((CHAT, 200), (CHAT, 404), (COMPLETIONS, 200), (COMPLETIONS, 400)):
         assert delta("mixtral_http_requests_total", f'route="{route}",status="{status}"') == 1
+    # A scrape is counted once its response has gone: `before` and all but the last of `scrapes`.
+    assert delta("mixtral_api_server_requests_total", 'api_server="0"') == 4 + 1 + (scrapes - 1)
     # Per choice, as vLLM counts finished engine requests.
     assert delta("mixtral_request_success_total", 'finish_reason="length"') == ENGINE_REQUESTS
     assert delta("mixtral_request_success_total", 'finish_reason="stop"') == 0
