@@ -47,7 +47,10 @@ def _xaxis(points: list[dict[str, Any]]) -> tuple[list[float], str]:
 def _log2_if_wide(ax: Any, x: list[float]) -> None:
     """Concurrency sweeps double (1, 2, 4 ... 256): on a linear axis the low end is a smudge."""
     if min(x) > 0 and max(x) / min(x) >= 8:
+        from matplotlib.ticker import ScalarFormatter
+
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # 1, 2, 4 ... rather than 2^0, 2^1, 2^2
 
 
 def _throughput(points: list[dict[str, Any]], out: Path) -> Path:
