@@ -20,6 +20,7 @@ from server.engine import start_engine
 from server.engine.base import Engine
 from server.errors import install_error_handlers
 from server.frontends import Frontend
+from server.lifecycle import Lifecycle, LifecycleMiddleware
 from server.metrics import HTTPMetricsMiddleware, ServerMetrics
 from server.state import ServerState
 from server.tokenizer import Tokenizer
@@ -50,6 +51,7 @@ def create_app(
         api_server=str(frontend.link.index if frontend else 0),
         model=settings.resolved_served_name(),
     )
+    lifecycle = Lifecycle(settings.shutdown_timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,14 +77,19 @@ def create_app(
                 template.source,
                 running.model_card.engine_version,
             )
+            lifecycle.watch_engine(running)
+            lifecycle.serving()
             yield
         finally:
+            await lifecycle.stop_watching()
             app.state.server = None
             if engine is None:
                 await running.shutdown()
 
     app = FastAPI(title="mixtral-serve", version=__version__, lifespan=lifespan)
+    app.state.lifecycle = lifecycle
     install_error_handlers(app)
+    app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
     for module in (chat, completions, models, health, page):
         app.include_router(module.router)

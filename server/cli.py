@@ -1,6 +1,9 @@
 """`mixtral-serve` / `python -m server`: flags generated from Settings (pydantic-settings' CLI source).
 
 Precedence: command-line flag, then MIXTRAL_* environment variable, then the default.
+
+Exit status: 0 after a clean stop (SIGTERM/SIGINT, open requests drained), 1 when the engine died
+(a supervisor should start a new server), 3 when the server failed to start.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from server.app import create_app
 from server.config import Settings
 from server.engine import default_api_server_count
 from server.frontends import serve_multiprocess
+from server.lifecycle import serve
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:
@@ -45,13 +49,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if count > 1:
         serve_multiprocess(settings, count)
         return
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
-    )
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    sys.exit(serve(app.state.lifecycle, config))
 
 
 if __name__ == "__main__":

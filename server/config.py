@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         description="HTTP front-end processes sharing one engine. Default: 4 on GPUs (measured), "
         "1 on CPU (the engine needs the cores).",
     )
+    shutdown_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGTERM: seconds to let open requests finish (new ones get 503) before the "
+        "server stops.",
+    )
     warmup: bool = Field(
         True,
         description="Before serving, run prompts of the prefill sizes serving meets, so that no "

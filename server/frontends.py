@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from contextlib import closing
 from dataclasses import dataclass
@@ -30,11 +31,11 @@ import uvicorn
 
 from server.config import Settings
 from server.engine.base import FrontendLink
+from server.lifecycle import serve
 
 logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-GRACEFUL_SHUTDOWN_S = 30
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,8 @@ def run_frontend(_listen_address: str, _sock: Any, payload: _Payload, client_con
     config.pop("api_server_loads", None)  # vLLM's own accept balancing; SO_REUSEPORT does ours
     frontend = Frontend(FrontendLink(index, count, config), payload.warmed, payload.metrics_dir)
     app = create_app(settings, frontend=frontend)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level=settings.log_level, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
-    )
     sock = reuseport_socket(settings.host, settings.port)
     logger.info("front end %d of %d starting", index, count)
-    server.run(sockets=[sock])
+    # The supervisor's SIGTERM drains this process like a lone server; a non-zero status (the
+    # engine died) makes the supervisor stop the rest and exit non-zero too.
+    sys.exit(serve(app.state.lifecycle, uvicorn.Config(app, log_level=settings.log_level), [sock]))

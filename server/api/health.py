@@ -1,11 +1,17 @@
-"""GET /health, /version and /metrics: for supervisors, load balancers and Prometheus."""
+"""GET /health, /ready, /version and /metrics: for supervisors, load balancers and Prometheus.
+
+/health is liveness (restart me if this fails): 200 while the engine is alive, even while draining.
+/ready is readiness (send me traffic): 200 only while serving; 503 while starting, draining or
+after the engine died."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from server import __version__
+from server.errors import EngineUnavailableError
+from server.lifecycle import Lifecycle, Phase
 from server.schemas.models import VersionInfo
 from server.state import StateDep
 
@@ -16,6 +22,17 @@ router = APIRouter(tags=["operations"])
 async def health(state: StateDep) -> Response:
     """200 while the engine is alive; 503 (raised by check_health) otherwise."""
     await state.engine.check_health()
+    return Response(status_code=200)
+
+
+@router.get("/ready")
+async def ready(request: Request, state: StateDep) -> Response:
+    lifecycle: Lifecycle = request.app.state.lifecycle
+    if lifecycle.phase is Phase.DRAINING:
+        raise EngineUnavailableError("The server is shutting down.", code="shutting_down")
+    await state.engine.check_health()
+    if not lifecycle.ready:
+        raise EngineUnavailableError("The server is starting.")
     return Response(status_code=200)
 
 

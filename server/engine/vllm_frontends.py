@@ -29,15 +29,21 @@ from server.engine.vllm import engine_args, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_S = 35  # a front end drains open streams for up to 30 s on SIGTERM
+# On SIGTERM a front end drains for up to --shutdown-timeout, then stops; this much more before
+# vLLM's process manager kills it (its own default is 5 s, which would cut every drain short).
+FRONTEND_EXIT_MARGIN_S = 10.0
 Target = Callable[[str, Any, Any, dict[str, Any]], None]
 
 
 def _stop_on_signals() -> None:
-    """SIGTERM/SIGINT end the wait below; the `finally` then stops the processes in order."""
+    """SIGTERM/SIGINT end the wait below; the `finally` then stops the processes in order: the
+    front ends first (each drains its open requests), the engine core after them. Later signals are
+    ignored, so that they cannot cut that order short and leave the engine core running."""
 
     def handler(signum: int, _frame: object) -> None:
-        logger.info("signal %d: stopping the front ends and the engine", signum)
+        logger.info("signal %d: draining the front ends, then stopping the engine", signum)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, handler)
@@ -104,7 +110,7 @@ def run_frontends(settings: Settings, count: int, listen_address: str, target: T
                 api_server_manager=manager, engine_manager=engine_manager, coordinator=coordinator
             )
         finally:
-            manager.shutdown(timeout=SHUTDOWN_S)
+            manager.shutdown(timeout=settings.shutdown_timeout + FRONTEND_EXIT_MARGIN_S)
             if engine_manager is not None:
                 engine_manager.shutdown()
             if coordinator is not None:

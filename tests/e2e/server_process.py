@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,9 +27,24 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class ServerProcess:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
 @contextlib.contextmanager
 def running_server(*flags: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """Yields the base URL. The server's output goes to `log` (shown when it fails to start)."""
+    with server_process(*flags, log=log, env=env) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def server_process(*flags: str, log: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """Like running_server, for tests that signal the process or read its exit status; stops it
+    at the end unless it has exited already."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "server",
@@ -53,9 +69,10 @@ def running_server(*flags: str, log: Path, env: dict[str, str] | None = None) ->
                     f"mixtral-serve not healthy in {READY_TIMEOUT_S}s:\n{log.read_text()[-4000:]}"
                 )
             time.sleep(1)
-        yield url
+        yield ServerProcess(url, proc, log)
     finally:
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,179 @@
+"""Where the server is in its life (starting, serving, draining, engine dead), and what follows.
+
+Why our own drain and not uvicorn's: on SIGTERM uvicorn closes its listening socket and every idle
+keep-alive connection at once, so a load balancer that has not yet seen the readiness probe fail
+gets refused connections, not an answer. Here the first SIGTERM (or SIGINT) only starts a drain:
+/ready turns 503, new requests get an OpenAI-shaped 503 (on new and on kept-alive connections,
+which the 503 closes), and the requests already running finish. When the last one has ended, or
+`--shutdown-timeout` has passed, uvicorn's own shutdown runs, the engine stops, and the process
+exits 0. A second signal skips the wait.
+
+When the engine dies the server cannot recover; it answers 503 for a moment (probes and load
+balancers see why) and exits non-zero, so that its supervisor (systemd, Docker, Kubernetes)
+starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import socket
+import time
+from types import FrameType
+
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.engine.base import Engine
+from server.errors import EngineUnavailableError, error_response
+
+logger = logging.getLogger(__name__)
+
+EXIT_ENGINE_DEAD = 1
+ENGINE_POLL_S = 0.1
+GRACE_AFTER_DRAIN_S = 1
+DEAD_LINGER_S = 1.0  # 503s, not refused connections, for the first second after the engine died
+# Paths that are not work: answered while draining, and never waited for.
+PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+
+class Phase(enum.Enum):
+    STARTING = "starting"
+    SERVING = "serving"
+    DRAINING = "draining"
+    ENGINE_DEAD = "engine_dead"
+
+
+class Lifecycle:
+    """One per app. Counts the requests in flight and decides when the process may end."""
+
+    def __init__(self, shutdown_timeout: float) -> None:
+        self.shutdown_timeout = shutdown_timeout
+        self.phase = Phase.STARTING
+        self.in_flight = 0
+        self._ends_by: float | None = None  # monotonic time by which the process stops waiting
+        self._dead_since: float | None = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ENGINE_DEAD if self.phase is Phase.ENGINE_DEAD else 0
+
+    @property
+    def ready(self) -> bool:
+        return self.phase is Phase.SERVING
+
+    def serving(self) -> None:
+        if self.phase is Phase.STARTING:
+            self.phase = Phase.SERVING
+
+    def begin_drain(self) -> None:
+        if self.phase in (Phase.STARTING, Phase.SERVING):
+            self.phase = Phase.DRAINING
+            self._ends_by = time.monotonic() + self.shutdown_timeout
+            logger.info(
+                "draining: %d request(s) in flight, waiting up to %.0f s",
+                self.in_flight,
+                self.shutdown_timeout,
+            )
+
+    def engine_died(self) -> None:
+        if self.phase is not Phase.ENGINE_DEAD:
+            logger.error("the engine died; exiting with status %d once open requests end", EXIT_ENGINE_DEAD)
+            self.phase = Phase.ENGINE_DEAD
+            self._dead_since = time.monotonic()
+            self._ends_by = self._dead_since + self.shutdown_timeout
+
+    def finished(self) -> bool:
+        """True once the process should stop: drained (or out of time), or the engine is gone."""
+        if self._ends_by is None:
+            return False
+        now = time.monotonic()
+        if now >= self._ends_by:
+            if self.in_flight:
+                logger.warning("shutdown timeout: cancelling %d open request(s)", self.in_flight)
+            return True
+        if self._dead_since is not None and now - self._dead_since < DEAD_LINGER_S:
+            return False
+        return self.in_flight == 0
+
+    def watch_engine(self, engine: Engine) -> None:
+        """Poll the engine's health (a flag check, no round trip) so that its death ends the process
+        even when no request is there to find out."""
+        self._watcher = asyncio.create_task(self._watch(engine), name="engine-watcher")
+
+    async def stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+
+    async def _watch(self, engine: Engine) -> None:
+        while True:
+            try:
+                await engine.check_health()
+            except EngineUnavailableError:
+                self.engine_died()
+                return
+            await asyncio.sleep(ENGINE_POLL_S)
+
+
+class LifecycleMiddleware:
+    """Counts requests in flight; refuses new work while draining or after the engine died."""
+
+    def __init__(self, app: ASGIApp, lifecycle: Lifecycle) -> None:
+        self.app = app
+        self.lifecycle = lifecycle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        lifecycle = self.lifecycle
+        if lifecycle.phase in (Phase.DRAINING, Phase.ENGINE_DEAD):
+            await self._refuse(scope, receive, send)
+            return
+        lifecycle.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            lifecycle.in_flight -= 1
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.lifecycle.phase is Phase.DRAINING:
+            exc = EngineUnavailableError("The server is shutting down.", code="shutting_down")
+        else:
+            exc = EngineUnavailableError("The engine has stopped; this server is restarting.")
+        response = error_response(exc)
+        response.headers["Connection"] = "close"  # a kept-alive connection would only get 503s
+        await response(scope, receive, send)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with the first SIGTERM/SIGINT starting a drain (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        # Not recorded in _captured_signals: uvicorn re-raises those after its shutdown, and the
+        # default SIGTERM action would then end a clean drain with status -15 instead of 0.
+        if self.lifecycle.phase in (Phase.STARTING, Phase.SERVING):
+            self.lifecycle.begin_drain()
+            return
+        logger.info("signal %d: not waiting for open requests", sig)
+        self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        return await super().on_tick(counter) or self.lifecycle.finished()
+
+
+def serve(lifecycle: Lifecycle, config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> int:
+    """Run until drained or the engine died; returns the exit status. The drain did the waiting,
+    so uvicorn's own graceful timeout only covers requests still open after it."""
+    config.timeout_graceful_shutdown = GRACE_AFTER_DRAIN_S
+    DrainingServer(config, lifecycle).run(sockets=sockets)
+    return lifecycle.exit_code
