@@ -8,16 +8,17 @@ Exit status: 0 after a clean stop (SIGTERM/SIGINT, open requests drained), 1 whe
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 from pydantic_settings import CliSettingsSource
 
+from server import logs
 from server.app import create_app
 from server.config import Settings
 from server.engine import default_api_server_count
+from server.engine.logs import use_json_logs as use_json_engine_logs
 from server.frontends import serve_multiprocess
 from server.lifecycle import serve
 
@@ -35,22 +36,24 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     return Settings(_cli_settings_source=source(args=args))
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def configure_logging(settings: Settings) -> None:
+    """Our records, uvicorn's and (in JSON) vLLM's in one format; called before vLLM is imported."""
+    logs.configure_logging(settings.log_format, settings.log_level)
+    if settings.log_format == "json":
+        use_json_engine_logs(settings.cache_dir / "logging", settings.log_level)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = parse_settings(argv)
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     count = settings.api_server_count or default_api_server_count()
     if count > 1:
         serve_multiprocess(settings, count)
         return
     app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, **logs.uvicorn_logging(settings.log_level)
+    )
     sys.exit(serve(app.state.lifecycle, config))
 
 

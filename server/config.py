@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["json", "text"]
 
 EMBEDDED_MODEL_NAME = "tiny-mixtral"
 
@@ -97,6 +98,45 @@ class Settings(BaseSettings):
         "kept across restarts.",
     )
     log_level: LogLevel = "info"
+    log_format: LogFormat = Field(
+        "json",
+        description="json: one JSON object a line, for log collectors (the default: a server's logs "
+        "are read by machines first); text: for a person at a terminal.",
+    )
+    log_request_content: bool = Field(
+        False,
+        description="Also log each request's body and response body (prompts and outputs, cut at "
+        "64 KiB each). Off: no prompt or output text reaches a log line.",
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins browsers may call from (comma-separated, or *). None: CORS off.",
+    )
+    cors_allow_methods: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["GET", "POST", "OPTIONS"], description="CORS: methods allowed."
+    )
+    cors_allow_headers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["Authorization", "Content-Type", "X-Request-Id"],
+        description="CORS: request headers allowed.",
+    )
+    cors_allow_credentials: bool = Field(
+        False, description="CORS: let browsers send cookies and credentials (not with origin *)."
+    )
+
+    @field_validator("cors_allow_origins", "cors_allow_methods", "cors_allow_headers", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        """`--cors-allow-origins a,b` and MIXTRAL_CORS_ALLOW_ORIGINS=a,b: one string, several values."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_credentials_for_any_origin(self) -> Settings:
+        """With `*`, credentials would let every site act as the user: refused, as browsers do."""
+        if self.cors_allow_credentials and "*" in self.cors_allow_origins:
+            raise ValueError("--cors-allow-credentials cannot be used with --cors-allow-origins '*'")
+        return self
 
     def resolved_served_name(self) -> str:
         if self.served_model_name:

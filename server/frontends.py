@@ -92,9 +92,10 @@ def run_frontend(_listen_address: str, _sock: Any, payload: _Payload, client_con
     """Entry point of one front-end process (spawned by the engine's process manager)."""
     from server.app import create_app
     from server.cli import configure_logging
+    from server.logs import uvicorn_logging
 
     settings = payload.settings
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     config = dict(client_config)
     index, count = int(config.pop("client_index")), int(config.pop("client_count"))
     config.pop("api_server_loads", None)  # vLLM's own accept balancing; SO_REUSEPORT does ours
@@ -104,4 +105,4 @@ def run_frontend(_listen_address: str, _sock: Any, payload: _Payload, client_con
     logger.info("front end %d of %d starting", index, count)
     # The supervisor's SIGTERM drains this process like a lone server; a non-zero status (the
     # engine died) makes the supervisor stop the rest and exit non-zero too.
-    sys.exit(serve(app.state.lifecycle, uvicorn.Config(app, log_level=settings.log_level), [sock]))
+    sys.exit(serve(app.state.lifecycle, uvicorn.Config(app, **uvicorn_logging(settings.log_level)), [sock]))
