@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from server import __version__
+from server.access_log import AccessLogMiddleware
 from server.api import chat, completions, health, models, page
 from server.chat_template import ChatTemplate
 from server.config import Settings
@@ -90,7 +91,8 @@ def create_app(
     app.state.lifecycle = lifecycle
     install_error_handlers(app)
     app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)
-    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
+    app.add_middleware(AccessLogMiddleware, log_content=settings.log_request_content)
+    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)  # outermost: it counts every answer
     for module in (chat, completions, models, health, page):
         app.include_router(module.router)
     return app

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+from server import request_context
 from server.engine.base import Delta, Engine, GenerateRequest
 
 
@@ -23,6 +24,7 @@ class Choice:
 
 def start(engine: Engine, choices: list[Choice]) -> AsyncGenerator[tuple[int, Delta], None]:
     streams = [(c.index, engine.generate(c.request)) for c in choices]
+    request_context.record_engine_requests(c.request.request_id for c in choices)
     if len(streams) == 1:
         return _single(*streams[0])
     return _merge(streams)

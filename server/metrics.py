@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server import request_context
 from server.engine.base import Engine, EngineStats, StepTimings
 
 PREFIX = "mixtral"
@@ -208,6 +209,7 @@ class RequestTimer:
         outcome = _OUTCOME.get()
         if outcome is not None:
             outcome.finish_reasons = reasons
+        request_context.record_usage(prompt_tokens, completion_tokens, reasons)
 
 
 class HTTPMetricsMiddleware:

@@ -1,0 +1,26 @@
+"""An app of its own settings, in-process over ASGI, on the test session's engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from server.app import create_app
+from server.engine.base import Engine
+from tests.conftest import engine_settings
+
+
+@asynccontextmanager
+async def app_client(engine: Engine, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    """An app of its own settings over the session's engine."""
+    app = create_app(engine_settings(**settings), engine=engine)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://test", timeout=120
+        ) as http,
+    ):
+        yield http
