@@ -17,6 +17,7 @@ from server.access_log import AccessLogMiddleware
 from server.api import chat, completions, health, models, page
 from server.chat_template import ChatTemplate
 from server.config import Settings
+from server.cors import install_cors
 from server.engine import start_engine
 from server.engine.base import Engine
 from server.errors import install_error_handlers
@@ -91,6 +92,7 @@ def create_app(
     app.state.lifecycle = lifecycle
     install_error_handlers(app)
     app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)
+    install_cors(app, settings)
     app.add_middleware(AccessLogMiddleware, log_content=settings.log_request_content)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)  # outermost: it counts every answer
     for module in (chat, completions, models, health, page):
