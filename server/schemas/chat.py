@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from server.schemas.common import FinishReasonField, SamplingFields, StrictModel, Usage
+from server.schemas.common import JSON_INT, Bool, FinishReasonField, SamplingFields, StrictModel, Usage
 
 
 class TextPart(StrictModel):
@@ -31,10 +31,10 @@ class ResponseFormat(StrictModel):
 
 class ChatCompletionRequest(SamplingFields):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
-    logprobs: bool = False
-    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None
+    logprobs: Bool = False
+    top_logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
     response_format: ResponseFormat | None = None
 
     @model_validator(mode="after")

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
+from pydantic_core import PydanticCustomError
 
 MAX_STOP_SEQUENCES = 16
+
+
+def _no_bool_or_string(value: Any) -> Any:
+    """JSON `true` and `"3"` are not integers; pydantic's lax mode would read them as 1 and 3.
+    A whole float such as 3.0 stays accepted: JSON Schema counts it as an integer."""
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# Request fields take JSON's types as the schema states them, no coercion: `"n": true`,
+# `"temperature": "0.5"` or `"stream": 1` are rejected, not read as 1, 0.5 and true.
+# JSON_INT goes last in an int's Annotated, after its Field: the schema keeps minimum/maximum.
+JSON_INT = BeforeValidator(_no_bool_or_string)
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
 
 
 class StrictModel(BaseModel):
@@ -16,28 +33,28 @@ class StrictModel(BaseModel):
 
 
 class StreamOptions(StrictModel):
-    include_usage: bool = False
+    include_usage: Bool = False
 
 
 class SamplingFields(StrictModel):
     """Sampling parameters common to both endpoints; ranges follow OpenAI's and vLLM's docs."""
 
     model: str | None = None
-    stream: bool = False
+    stream: Bool = False
     stream_options: StreamOptions | None = None
-    n: Annotated[int, Field(ge=1, le=16)] = 1
-    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
-    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    top_k: Annotated[int, Field(ge=-1)] | None = None
-    min_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    seed: Annotated[int, Field(ge=0, le=2**63 - 17)] | None = None  # room for seed + choice index
+    n: Annotated[int, Field(ge=1, le=16), JSON_INT] = 1
+    temperature: Annotated[Float, Field(ge=0.0, le=2.0)] | None = None
+    top_p: Annotated[Float, Field(gt=0.0, le=1.0)] | None = None
+    top_k: Annotated[int, Field(ge=-1), JSON_INT] | None = None
+    min_p: Annotated[Float, Field(ge=0.0, le=1.0)] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**63 - 17), JSON_INT] | None = None  # room for seed + choice index
     stop: str | list[str] | None = None
-    presence_penalty: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
-    frequency_penalty: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
-    repetition_penalty: Annotated[float, Field(gt=0.0, le=2.0)] | None = None
-    logit_bias: dict[str, Annotated[float, Field(ge=-100.0, le=100.0)]] | None = None
-    min_tokens: Annotated[int, Field(ge=0)] = 0
-    ignore_eos: bool = False
+    presence_penalty: Annotated[Float, Field(ge=-2.0, le=2.0)] | None = None
+    frequency_penalty: Annotated[Float, Field(ge=-2.0, le=2.0)] | None = None
+    repetition_penalty: Annotated[Float, Field(gt=0.0, le=2.0)] | None = None
+    logit_bias: dict[str, Annotated[Float, Field(ge=-100.0, le=100.0)]] | None = None
+    min_tokens: Annotated[int, Field(ge=0), JSON_INT] = 0
+    ignore_eos: Bool = False
     user: str | None = None
 
     @field_validator("stop")

@@ -6,9 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from server.schemas.common import FinishReasonField, SamplingFields, Usage
+from server.schemas.common import JSON_INT, Bool, FinishReasonField, SamplingFields, Usage
 
-TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+TokenIds = Annotated[list[Annotated[int, Field(ge=0), JSON_INT]], Field(min_length=1)]
 Prompt = (
     str
     | TokenIds
@@ -25,11 +25,11 @@ def _is_token_id(value: Any) -> bool:
 
 class CompletionRequest(SamplingFields):
     prompt: Prompt
-    max_tokens: Annotated[int, Field(ge=1)] | None = DEFAULT_MAX_TOKENS
-    echo: bool = False
-    logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = DEFAULT_MAX_TOKENS
+    echo: Bool = False
+    logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
     suffix: None = Field(None, description="Not supported: Mixtral has no fill-in-the-middle mode.")
-    best_of: Annotated[int, Field(ge=1)] | None = None
+    best_of: Annotated[int, Field(ge=1), JSON_INT] | None = None
 
     @field_validator("prompt", mode="before")
     @classmethod

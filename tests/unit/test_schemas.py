@@ -250,3 +250,44 @@ def test_completion_booleans_inside_nested_token_lists_are_rejected_like_flat_on
         completion(prompt=[True])
     with pytest.raises(ValidationError):
         completion(prompt=[[True, 5]])
+
+
+# --- JSON types as the schema states them (found by tests/fuzz/test_api_fuzz.py) --------------------
+
+COERCED_BY_LAX_MODE = [
+    (chat, {"seed": False}, "seed"),
+    (chat, {"temperature": False}, "temperature"),
+    (chat, {"n": "2"}, "n"),
+    (chat, {"max_tokens": True}, "max_tokens"),
+    (chat, {"logprobs": 1}, "logprobs"),
+    (chat, {"stream": "true"}, "stream"),
+    (chat, {"stream_options": {"include_usage": 1}}, "stream_options.include_usage"),
+    (chat, {"top_p": "0.5"}, "top_p"),
+    (chat, {"logit_bias": {"13": True}}, "logit_bias.13"),
+    (completion, {"logprobs": True}, "logprobs"),
+    (completion, {"echo": 0}, "echo"),
+    (completion, {"best_of": True}, "best_of"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "fields", "field"), COERCED_BY_LAX_MODE, ids=[str(f) for _, f, _ in COERCED_BY_LAX_MODE]
+)
+def test_booleans_strings_and_numbers_of_the_wrong_json_type_are_rejected_not_coerced(
+    make: Any, fields: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        make(**fields)
+    assert error_fields(info.value) == {field}
+
+
+def test_a_whole_float_is_still_an_integer_as_json_schema_says() -> None:
+    assert completion(max_tokens=3.0, n=2.0).max_tokens == 3
+    with pytest.raises(ValidationError):
+        completion(max_tokens=3.5)
+
+
+def test_integer_fields_keep_their_bounds_in_the_published_schema() -> None:
+    properties = CompletionRequest.model_json_schema()["properties"]
+    assert properties["n"] == {"default": 1, "maximum": 16, "minimum": 1, "title": "N", "type": "integer"}
+    assert {"minimum": 0, "maximum": 20, "type": "integer"} in properties["logprobs"]["anyOf"]
