@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.errors import ModelNotFoundError
+from server.schemas.common import ErrorResponse
 from server.schemas.models import ModelList, ModelObject
 from server.state import ServerState, StateDep
 
@@ -23,7 +24,7 @@ async def list_models(state: StateDep) -> ModelList:
     return ModelList(data=[_model(state)])
 
 
-@router.get("/v1/models/{model_id:path}")
+@router.get("/v1/models/{model_id:path}", responses={404: {"model": ErrorResponse}})
 async def get_model(model_id: str, state: StateDep) -> ModelObject:
     if model_id != state.served_model_name:
         raise ModelNotFoundError(f"The model '{model_id}' does not exist.", param="model")
