@@ -28,6 +28,7 @@ from anyio import CancelScope
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from server.api.disconnect import count_client_disconnect
 from server.errors import APIError, EngineError, error_body
 
 logger = logging.getLogger(__name__)
@@ -67,11 +68,11 @@ class EventStream(Response):
         self._events = events
         self._ping_seconds = ping_seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         failure: Exception | None = None
         async with anyio.create_task_group() as group:
-            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            group.start_soon(_cancel_on_disconnect, scope, receive, group.cancel_scope)
             group.start_soon(self._ping, send)
             try:
                 await self._stream(send)
@@ -98,7 +99,8 @@ class EventStream(Response):
             await send({"type": "http.response.body", "body": comment, "more_body": True})
 
 
-async def _cancel_on_disconnect(receive: Receive, scope: CancelScope) -> None:
+async def _cancel_on_disconnect(scope: Scope, receive: Receive, cancel_scope: CancelScope) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    scope.cancel()
+    count_client_disconnect(scope)
+    cancel_scope.cancel()
