@@ -7,14 +7,20 @@ it on shutdown. `uvicorn --factory server.app:create_app` builds the settings fr
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from server import __version__
 from server.access_log import AccessLogMiddleware
+from server.admission import Admission, Policy
 from server.api import chat, completions, health, models, page
+from server.auth import KeyRing, check_operations_key, get_caller
+from server.body_limit import BodyLimitMiddleware
 from server.chat_template import ChatTemplate
 from server.config import Settings
 from server.cors import install_cors
@@ -22,6 +28,7 @@ from server.engine import start_engine
 from server.engine.base import Engine
 from server.errors import install_error_handlers
 from server.frontends import Frontend
+from server.ledger import Ledger
 from server.lifecycle import Lifecycle, LifecycleMiddleware
 from server.metrics import HTTPMetricsMiddleware, ServerMetrics
 from server.state import ServerState
@@ -54,9 +61,12 @@ def create_app(
         model=settings.resolved_served_name(),
     )
     lifecycle = Lifecycle(settings.shutdown_timeout)
+    keys = KeyRing.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned_dirs: list[str] = []
+        ledger: Ledger | None = None
         running = engine or await start_engine(settings, frontend.link if frontend else None)
         try:
             tokenizer = Tokenizer.load(settings.tokenizer or running.model_card.root)
@@ -64,6 +74,10 @@ def create_app(
             if engine is None:
                 await _warm_up(settings, running, frontend)
             metrics.watch_engine(running)  # after the warm-up: its requests are not traffic
+            # Admission counts live in a file every front end shares (server/ledger.py).
+            if frontend is None:
+                owned_dirs.append(tempfile.mkdtemp(prefix="mixtral-serve-"))
+            ledger = Ledger(Path(frontend.metrics_dir if frontend else owned_dirs[0]) / "admission.sqlite3")
             app.state.server = ServerState(
                 settings=settings,
                 engine=running,
@@ -71,6 +85,7 @@ def create_app(
                 template=template,
                 metrics=metrics,
                 served_model_name=settings.resolved_served_name(),
+                admission=Admission(ledger, Policy.from_settings(settings, running.model_card), metrics),
             )
             logger.info(
                 "serving %s (max_model_len %d, chat template: %s) on %s",
@@ -87,14 +102,23 @@ def create_app(
             app.state.server = None
             if engine is None:
                 await running.shutdown()
+            if ledger is not None:
+                ledger.close()
+            for path in owned_dirs:
+                shutil.rmtree(path, ignore_errors=True)
 
     app = FastAPI(title="mixtral-serve", version=__version__, lifespan=lifespan)
     app.state.lifecycle = lifecycle
+    app.state.settings = settings
+    app.state.keys = keys
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, metrics=metrics)
     app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)
     install_cors(app, settings)
     app.add_middleware(AccessLogMiddleware, log_content=settings.log_request_content)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)  # outermost: it counts every answer
-    for module in (chat, completions, models, health, page):
-        app.include_router(module.router)
+    for module in (chat, completions, models):
+        app.include_router(module.router, dependencies=[Depends(get_caller)])
+    app.include_router(health.router, dependencies=[Depends(check_operations_key)])
+    app.include_router(page.router)  # the page asks for a key itself when the API needs one
     return app

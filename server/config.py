@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -123,10 +123,68 @@ class Settings(BaseSettings):
         False, description="CORS: let browsers send cookies and credentials (not with origin *)."
     )
 
-    @field_validator("cors_allow_origins", "cors_allow_methods", "cors_allow_headers", mode="before")
+    # Who may call, and how much. Keys: `secret` or `name:secret`; the name (default key1, key2, ...)
+    # is what logs and metrics show, never the secret.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="API keys clients must send as `Authorization: Bearer KEY` (comma-separated; "
+        "each `secret` or `name:secret`). None: no authentication.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="A file with more API keys, one a line (`secret` or `name:secret`, # comments)."
+    )
+    protect_operations: bool = Field(
+        False, description="Also require a key on /health, /ready and /metrics (open by default)."
+    )
+    key_requests_per_minute: int | None = Field(None, ge=1, description="Per API key: requests a minute.")
+    key_tokens_per_minute: int | None = Field(
+        None,
+        ge=1,
+        description="Per API key: prompt + completion tokens a minute (max_tokens is held "
+        "while a request runs, the unused part given back at its end).",
+    )
+    key_max_concurrent: int | None = Field(None, ge=1, description="Per API key: requests at once.")
+
+    # Bounded admission: past these, 429 with Retry-After instead of a queue without end.
+    max_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="Most sequences admitted at once, running or waiting. Default: "
+        "4 x the engine's max-num-seqs.",
+    )
+    max_queued_prompt_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Most prompt tokens admitted but not yet prefilled. Default: 256 x the "
+        "engine's max-num-batched-tokens.",
+    )
+    request_timeout: float | None = Field(
+        600.0,
+        gt=0,
+        description="Seconds a request may take, queue included; a request's own "
+        "`timeout` may only shorten it. None: no deadline.",
+    )
+
+    # Limits on input: each past-the-limit request gets a 400 (413 for the body) naming the limit.
+    max_body_bytes: int = Field(4 << 20, ge=1024, description="Largest request body.")
+    max_messages: int = Field(1024, ge=1, description="Most messages in one chat request.")
+    max_prompt_tokens: int | None = Field(
+        None, ge=1, description="Most prompt tokens in one request. Default: the context length."
+    )
+    max_tokens_limit: int | None = Field(
+        None,
+        ge=1,
+        description="Largest max_tokens a request may ask for; also the default when "
+        "it asks none. Default: what the context leaves.",
+    )
+    max_n: int = Field(8, ge=1, le=16, description="Most choices (n) in one request.")
+
+    @field_validator(
+        "api_keys", "cors_allow_origins", "cors_allow_methods", "cors_allow_headers", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
-        """`--cors-allow-origins a,b` and MIXTRAL_CORS_ALLOW_ORIGINS=a,b: one string, several values."""
+        """`--api-keys a,b` and MIXTRAL_API_KEYS=a,b: one string, several values."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

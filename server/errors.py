@@ -7,6 +7,7 @@ event sent when a stream fails after it started.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,12 @@ class ClientDisconnectedError(APIError):
     """The client left before its answer was ready; nobody reads this response."""
 
 
+class RequestTimeoutError(APIError):
+    """The request's deadline (server default or its own `timeout`) passed; its work was stopped."""
+
+    default_code = "request_timeout"
+
+
 class EngineError(APIError):
     """The engine failed a request for a reason that is not the client's."""
 
@@ -89,6 +96,7 @@ ERROR_TABLE: dict[type[APIError], ErrorKind] = {
     RateLimitError: ErrorKind(429, "rate_limit_error"),
     EngineError: ErrorKind(500, "server_error"),
     EngineUnavailableError: ErrorKind(503, "service_unavailable"),
+    RequestTimeoutError: ErrorKind(504, "timeout_error"),
     ClientDisconnectedError: ErrorKind(499, "client_closed_request"),
 }
 _FALLBACK = ErrorKind(500, "server_error")
@@ -115,7 +123,7 @@ def error_body(exc: APIError) -> dict[str, Any]:
 def error_response(exc: APIError) -> JSONResponse:
     headers = {}
     if isinstance(exc, RateLimitError):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return JSONResponse(error_body(exc), status_code=kind_of(exc).status, headers=headers)
 
 

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from server import request_context
 from server.engine.base import Delta, Engine, GenerateRequest
+
+
+class DeltaStream(Protocol):
+    """(choice index, delta) pairs of one API request; closing it aborts what is still running."""
+
+    def __aiter__(self) -> AsyncIterator[tuple[int, Delta]]: ...
+
+    async def __anext__(self) -> tuple[int, Delta]: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from server.admission import Admission
 from server.chat_template import ChatTemplate
 from server.config import Settings
 from server.engine.base import Engine
@@ -26,6 +27,7 @@ class ServerState:
     template: ChatTemplate
     metrics: ServerMetrics
     served_model_name: str
+    admission: Admission
 
     @property
     def max_model_len(self) -> int:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator
+import math
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import anyio
@@ -29,7 +30,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from server.api.disconnect import count_client_disconnect
-from server.errors import APIError, EngineError, error_body
+from server.errors import APIError, EngineError, RequestTimeoutError, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection":
 
 def _error_event(exc: APIError) -> bytes:
     return b"data: " + json.dumps(error_body(exc)).encode() + b"\n\n"
+
+
+TIMEOUT_EVENT = _error_event(
+    RequestTimeoutError("The request passed its deadline (the server's or its own `timeout`): stopped.")
+)
 
 
 async def _frames(events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
@@ -61,14 +67,34 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncGenerator[bytes, None], ping_seconds: float = PING_SECONDS) -> None:
+    def __init__(
+        self,
+        events: AsyncGenerator[bytes, None],
+        ping_seconds: float = PING_SECONDS,
+        *,
+        deadline: float | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`deadline`: event-loop time when the stream is cut with a timeout error event.
+        `on_close`: awaited when the response ends in any way, even if `events` never started
+        (a client gone before the first byte): what the request holds is given back there."""
         self.status_code = 200
         self.background = None
         self.init_headers(HEADERS)
         self._events = events
         self._ping_seconds = ping_seconds
+        self._deadline = math.inf if deadline is None else deadline
+        self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._respond(scope, receive, send)
+        finally:
+            if self._on_close is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._on_close()
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         failure: Exception | None = None
         async with anyio.create_task_group() as group:
@@ -87,9 +113,13 @@ class EventStream(Response):
 
     async def _stream(self, send: Send) -> None:
         frames = _frames(self._events)
-        async with contextlib.aclosing(frames):
-            async for frame in frames:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+        with anyio.CancelScope(deadline=self._deadline) as deadline:
+            async with contextlib.aclosing(frames):
+                async for frame in frames:
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+        if deadline.cancelled_caught:
+            logger.warning("stream passed its deadline; its engine work was stopped")
+            await send({"type": "http.response.body", "body": TIMEOUT_EVENT + DONE, "more_body": True})
 
     async def _ping(self, send: Send) -> None:
         """A comment line now and then keeps proxies from closing a quiet stream (a long queue wait)."""

@@ -6,33 +6,39 @@ import time
 import uuid
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
-from server import generation
-from server.api.disconnect import cancel_on_disconnect
+from server import generation, input_limits
+from server.api.respond import respond
+from server.auth import CallerDep
 from server.chat_template import Turn
 from server.engine.base import GenerateRequest
 from server.metrics import RequestTimer
 from server.render.chat import ChatContext, collect_chat, stream_chat
-from server.sampling import resolve_max_tokens, sampling_options
+from server.sampling import sampling_options
 from server.schemas.chat import ChatCompletion, ChatCompletionRequest
 from server.schemas.common import ErrorResponse
 from server.state import StateDep
-from server.streaming import EventStream
 
 router = APIRouter(tags=["chat"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 413, 429, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 503, 504)
 }
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_ERRORS)
-async def create_chat_completion(body: ChatCompletionRequest, request: Request, state: StateDep) -> Response:
+async def create_chat_completion(
+    body: ChatCompletionRequest, request: Request, state: StateDep, caller: CallerDep
+) -> Response:
     timer = RequestTimer(state.metrics)
     model = state.check_model(body.model)
+    input_limits.check_n(body.n, state.settings)
+    input_limits.check_messages(len(body.messages), state.settings)
     prompt = state.template.render([Turn(m.role, m.text()) for m in body.messages])
-    max_tokens = resolve_max_tokens(len(prompt), body.requested_max_tokens(), state.max_model_len)
+    input_limits.check_prompt(len(prompt), state.settings, "messages")
+    max_tokens = input_limits.max_tokens(
+        len(prompt), body.requested_max_tokens(), state.settings, state.max_model_len
+    )
     top_logprobs = (body.top_logprobs or 0) if body.logprobs else None
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     choices = [
@@ -62,8 +68,13 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
         top_logprobs=top_logprobs,
         timer=timer,
     )
-    deltas = generation.start(state.engine, choices)
-    if body.stream:
-        return EventStream(stream_chat(ctx, deltas, body.include_usage))
-    result = await cancel_on_disconnect(request, collect_chat(ctx, deltas))
-    return JSONResponse(result)
+    return await respond(
+        request,
+        state,
+        caller,
+        choices,
+        prompt_tokens=len(prompt),
+        timeout=body.timeout,
+        stream=(lambda deltas: stream_chat(ctx, deltas, body.include_usage)) if body.stream else None,
+        collect=lambda deltas: collect_chat(ctx, deltas),
+    )

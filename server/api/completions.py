@@ -6,24 +6,23 @@ import time
 import uuid
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
-from server import generation
-from server.api.disconnect import cancel_on_disconnect
+from server import generation, input_limits
+from server.api.respond import respond
+from server.auth import CallerDep
 from server.engine.base import GenerateRequest
 from server.errors import InvalidRequestError
 from server.metrics import RequestTimer
 from server.render.completions import CompletionContext, collect_completion, stream_completion
-from server.sampling import resolve_max_tokens, sampling_options
+from server.sampling import sampling_options
 from server.schemas.common import ErrorResponse
 from server.schemas.completions import Completion, CompletionRequest
 from server.state import ServerState, StateDep
-from server.streaming import EventStream
 
 router = APIRouter(tags=["completions"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 413, 429, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 503, 504)
 }
 MAX_PROMPTS = 64
 
@@ -57,16 +56,20 @@ def _check_unsupported(body: CompletionRequest) -> None:
 
 
 @router.post("/v1/completions", response_model=Completion, responses=_ERRORS)
-async def create_completion(body: CompletionRequest, request: Request, state: StateDep) -> Response:
+async def create_completion(
+    body: CompletionRequest, request: Request, state: StateDep, caller: CallerDep
+) -> Response:
     timer = RequestTimer(state.metrics)
     model = state.check_model(body.model)
     _check_unsupported(body)
+    input_limits.check_n(body.n, state.settings)
     prompts = _prompts(body, state)
     request_id = f"cmpl-{uuid.uuid4().hex}"
     choices: list[generation.Choice] = []
     echo: list[str] = []
     for p, (ids, text) in enumerate(prompts):
-        max_tokens = resolve_max_tokens(len(ids), body.max_tokens, state.max_model_len)
+        input_limits.check_prompt(len(ids), state.settings, "prompt")
+        max_tokens = input_limits.max_tokens(len(ids), body.max_tokens, state.settings, state.max_model_len)
         for i in range(body.n):
             index = p * body.n + i
             sampling = sampling_options(
@@ -88,8 +91,13 @@ async def create_completion(body: CompletionRequest, request: Request, state: St
         logprobs=body.logprobs,
         timer=timer,
     )
-    deltas = generation.start(state.engine, choices)
-    if body.stream:
-        return EventStream(stream_completion(ctx, deltas, body.include_usage))
-    result = await cancel_on_disconnect(request, collect_completion(ctx, deltas))
-    return JSONResponse(result)
+    return await respond(
+        request,
+        state,
+        caller,
+        choices,
+        prompt_tokens=ctx.prompt_tokens,
+        timeout=body.timeout,
+        stream=(lambda deltas: stream_completion(ctx, deltas, body.include_usage)) if body.stream else None,
+        collect=lambda deltas: collect_completion(ctx, deltas),
+    )

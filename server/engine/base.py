@@ -75,6 +75,7 @@ class ModelCard:
     engine_version: str
     created: int
     max_num_batched_tokens: int = 2048  # most prompt tokens one engine step takes
+    max_num_seqs: int = 256  # most sequences one engine step runs
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,6 +243,7 @@ class VLLMEngine:
             engine_version=f"vllm {vllm.__version__}",
             created=int(time.time()),
             max_num_batched_tokens=int(vllm_config.scheduler_config.max_num_batched_tokens),
+            max_num_seqs=int(vllm_config.scheduler_config.max_num_seqs),
         )
         return cls(llm, recorder, card)
 

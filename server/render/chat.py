@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.engine.base import Delta
+from server.generation import DeltaStream
 from server.metrics import RequestTimer
 from server.render.chunks import ChunkEncoder, usage
 from server.render.logprobs import chat_entry, chat_logprobs
 
-Deltas = AsyncGenerator[tuple[int, Delta], None]
+Deltas = DeltaStream
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.engine.base import Delta
+from server.generation import DeltaStream
 from server.metrics import RequestTimer
 from server.render.chunks import ChunkEncoder, usage
 from server.render.logprobs import CompletionLogprobsBuilder
 
-Deltas = AsyncGenerator[tuple[int, Delta], None]
+Deltas = DeltaStream
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,8 @@ class SamplingFields(StrictModel):
     min_tokens: Annotated[int, Field(ge=0), JSON_INT] = 0
     ignore_eos: Bool = False
     user: str | None = None
+    # Seconds this request may take, queue included (at most the server's --request-timeout).
+    timeout: Annotated[Float, Field(gt=0.0, le=86400.0)] | None = None
 
     @field_validator("stop")
     @classmethod
