@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 def count_client_disconnect(scope: Scope) -> None:
     """One more abandoned request on this route (its template, a bounded label)."""
-    state = getattr(scope["app"].state, "server", None)
+    state = getattr(getattr(scope.get("app"), "state", None), "server", None)  # None: no app around
     route = scope.get("route")
     if state is not None:
         state.metrics.client_disconnects.labels(endpoint=getattr(route, "path", "unmatched")).inc()
