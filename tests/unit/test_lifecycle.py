@@ -1,0 +1,74 @@
+"""The drain's rules without an engine: when the process may end, what a request meets while
+draining, and what the first and second signal do."""
+
+from __future__ import annotations
+
+import signal
+
+import httpx
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from server.lifecycle import DrainingServer, Lifecycle, LifecycleMiddleware, Phase
+
+
+async def _ok(scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG001
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _client(lifecycle: Lifecycle) -> httpx.AsyncClient:
+    app = LifecycleMiddleware(_ok, lifecycle)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+def test_a_drain_ends_when_the_last_request_has_or_at_the_timeout() -> None:
+    lifecycle = Lifecycle(shutdown_timeout=60)
+    lifecycle.serving()
+    assert not lifecycle.finished()
+    lifecycle.in_flight = 2
+    lifecycle.begin_drain()
+    assert lifecycle.phase is Phase.DRAINING and not lifecycle.ready
+    assert not lifecycle.finished()
+    lifecycle.in_flight = 0
+    assert lifecycle.finished() and lifecycle.exit_code == 0
+
+    out_of_time = Lifecycle(shutdown_timeout=0)
+    out_of_time.in_flight = 1
+    out_of_time.begin_drain()
+    assert out_of_time.finished()
+
+
+def test_a_dead_engine_means_exit_status_1() -> None:
+    lifecycle = Lifecycle(shutdown_timeout=60)
+    lifecycle.serving()
+    lifecycle.engine_died()
+    assert lifecycle.exit_code == 1
+    assert not lifecycle.finished()  # a second of 503s first
+
+
+async def test_while_draining_work_gets_an_openai_503_and_probes_still_answer() -> None:
+    lifecycle = Lifecycle(shutdown_timeout=60)
+    lifecycle.serving()
+    async with _client(lifecycle) as http:
+        assert (await http.post("/v1/chat/completions")).status_code == 200
+        lifecycle.begin_drain()
+        resp = await http.post("/v1/chat/completions")
+        assert resp.status_code == 503
+        assert resp.headers["connection"] == "close"
+        assert resp.json()["error"]["code"] == "shutting_down"
+        assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
+        assert (await http.get("/health")).status_code == 200
+    assert lifecycle.in_flight == 0
+
+
+def test_the_first_signal_drains_and_the_second_stops() -> None:
+    lifecycle = Lifecycle(shutdown_timeout=60)
+    lifecycle.serving()
+    server = DrainingServer(uvicorn.Config(_ok), lifecycle)
+    server.handle_exit(signal.SIGTERM, None)
+    assert lifecycle.phase is Phase.DRAINING and not server.should_exit
+    # Not left for uvicorn to re-raise after its shutdown: that would end a clean drain with -15.
+    assert server._captured_signals == []
+    server.handle_exit(signal.SIGTERM, None)
+    assert server.should_exit
