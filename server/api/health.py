@@ -7,25 +7,35 @@ after the engine died."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from server import __version__
 from server.errors import EngineUnavailableError
 from server.lifecycle import Lifecycle, Phase
+from server.schemas.common import ErrorResponse
 from server.schemas.models import VersionInfo
 from server.state import StateDep
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_class=Response,
+    responses={200: {"description": "Alive; empty body."}, 503: {"model": ErrorResponse}},
+)
 async def health(state: StateDep) -> Response:
     """200 while the engine is alive; 503 (raised by check_health) otherwise."""
     await state.engine.check_health()
     return Response(status_code=200)
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    response_class=Response,
+    responses={200: {"description": "Serving; empty body."}, 503: {"model": ErrorResponse}},
+)
 async def ready(request: Request, state: StateDep) -> Response:
     lifecycle: Lifecycle = request.app.state.lifecycle
     if lifecycle.phase is Phase.DRAINING:
@@ -41,6 +51,6 @@ async def version(state: StateDep) -> VersionInfo:
     return VersionInfo(version=__version__, engine=state.engine.model_card.engine_version)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(state: StateDep) -> Response:
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

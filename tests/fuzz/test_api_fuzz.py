@@ -68,8 +68,8 @@ JSON_CHECKS = [
     negative_data_rejection,
 ]
 STREAM_CHECKS = [not_a_server_error, status_code_conformance, negative_data_rejection]
-# Operations for probes and Prometheus: an empty body or the text format, though the schema says JSON
-# (server/api/health.py does not declare its response class); everything else is checked.
+# Operations for probes and Prometheus answer an empty body or Prometheus' text format, not JSON:
+# the content-type and body-schema checks do not apply to them; everything else is checked.
 NOT_JSON = {"GET /health", "GET /ready", "GET /metrics"}
 
 
