@@ -70,7 +70,7 @@ def create_app(
         running = engine or await start_engine(settings, frontend.link if frontend else None)
         try:
             tokenizer = Tokenizer.load(settings.tokenizer or running.model_card.root)
-            template = ChatTemplate(tokenizer)
+            template = ChatTemplate.load(tokenizer, settings.chat_template)
             if engine is None:
                 await _warm_up(settings, running, frontend)
             metrics.watch_engine(running)  # after the warm-up: its requests are not traffic

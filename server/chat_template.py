@@ -7,16 +7,22 @@ plus EOS, every piece on its own, exactly as Mistral's reference encoder (mistra
 Mixtral v0.1 has no system role: a system message goes in front of the first user message,
 separated by a blank line, which is also what mistral-common does.
 
-When the model's tokenizer ships its own chat template, that one is used instead (the operator's
-choice of checkpoint); requests can never supply a template.
+Which template serves chat is detected, never assumed: the operator's `--chat-template` file, else
+the tokenizer's own template. When that template renders Mixtral-Instruct's [INST] format (the
+known jinja sources, or any template that renders a probe conversation to the same text), our
+renderer above serves it; any other template is rendered as the model's jinja. With none, the
+model is a base model: completions only, and chat is a 400 that says how to configure a template.
+Requests can never supply a template.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from server.errors import InvalidRequestError
+from server.known_templates import KNOWN_MIXTRAL_INSTRUCT
 from server.tokenizer import Tokenizer
 
 Role = Literal["system", "user", "assistant"]
@@ -81,14 +87,71 @@ def render_mixtral_ids(conversation: Conversation, tokenizer: Tokenizer) -> list
     return ids
 
 
-class ChatTemplate:
-    """Renders a validated conversation to prompt token ids."""
+NO_TEMPLATE_MESSAGE = (
+    "This model has no chat template (a base model), so it serves /v1/completions only. To chat "
+    "with it, start the server with --chat-template FILE (a Jinja chat template) or serve a "
+    "checkpoint whose tokenizer_config.json has a chat_template."
+)
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+# Sentinels that no template adds by itself; whitespace is ignored when comparing the rendered text.
+_PROBE = [("user", "qxu1"), ("assistant", "qxa1"), ("user", "qxu2")]
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def renders_mixtral_instruct(source: str, tokenizer: Tokenizer) -> bool:
+    """True when `source` is Mixtral-Instruct's template: a published copy, or one that renders a
+    probe conversation to `<s>[INST] u [/INST] a</s>[INST] u [/INST]` (spaces aside) and puts a
+    system message where mistral-common does (or refuses it, as v0.1 does)."""
+    if source.strip() in KNOWN_MIXTRAL_INSTRUCT:
+        return True
+    from jinja2 import TemplateError
+
+    bos, eos = tokenizer.bos_token, tokenizer.eos_token
+    try:
+        text = tokenizer.jinja_text([{"role": r, "content": c} for r, c in _PROBE], source)
+    except TemplateError:
+        return False
+    if _squash(text) != f"{bos}[INST]qxu1[/INST]qxa1{eos}[INST]qxu2[/INST]":
+        return False
+    system = [{"role": "system", "content": "qxs"}, {"role": "user", "content": "qxu1"}]
+    try:
+        with_system = tokenizer.jinja_text(system, source)
+    except TemplateError:
+        return True  # v0.1's own template has no system role
+    return "qxs\n\nqxu1" in with_system and _squash(with_system) == f"{bos}[INST]qxsqxu1[/INST]"
+
+
+class ChatTemplate:
+    """Renders a validated conversation to prompt token ids.
+
+    `source`: which renderer serves chat: "mixtral-inst" (ours), "jinja" (the template's own) or
+    "none" (a base model). `origin`: where the template came from: "file", "model" or None."""
+
+    def __init__(self, tokenizer: Tokenizer, override: str | None = None) -> None:
         self._tokenizer = tokenizer
-        self.source: Literal["model", "mixtral-inst"] = "model" if tokenizer.chat_template else "mixtral-inst"
+        self._jinja = override if override is not None else tokenizer.chat_template
+        self.origin: Literal["file", "model"] | None = (
+            "file" if override is not None else "model" if self._jinja else None
+        )
+        self.source: Literal["mixtral-inst", "jinja", "none"]
+        if not self._jinja:
+            self.source = "none"
+        elif renders_mixtral_instruct(self._jinja, tokenizer):
+            self.source = "mixtral-inst"
+        else:
+            self.source = "jinja"
+
+    @classmethod
+    def load(cls, tokenizer: Tokenizer, path: Path | None) -> ChatTemplate:
+        """The operator's `--chat-template` file if given, else the tokenizer's template."""
+        return cls(tokenizer, path.read_text(encoding="utf-8") if path is not None else None)
 
     def render(self, messages: list[Turn]) -> list[int]:
+        if self.source == "none":
+            raise InvalidRequestError(NO_TEMPLATE_MESSAGE, param="messages")
         conversation = validate_conversation(messages)
         if self.source == "mixtral-inst":
             return render_mixtral_ids(conversation, self._tokenizer)
@@ -99,7 +162,7 @@ class ChatTemplate:
 
         try:
             return self._tokenizer.apply_jinja_template(
-                [{"role": m.role, "content": m.text} for m in messages]
+                [{"role": m.role, "content": m.text} for m in messages], self._jinja
             )
         except TemplateError as exc:  # the model's template refused the conversation
             raise InvalidRequestError(f"The model's chat template rejected the messages: {exc}") from exc

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         "(random weights, its text is noise), generated into --cache-dir on first use.",
     )
     tokenizer: str | None = Field(None, description="Tokenizer path, if not the model's.")
+    chat_template: Path | None = Field(
+        None,
+        description="A Jinja chat template file to chat with, instead of the tokenizer's own (a base "
+        "model has none: chat is refused without one). Requests cannot set a template.",
+    )
     served_model_name: str | None = Field(
         None, description="Name clients use in `model`. Default: the model folder's name."
     )

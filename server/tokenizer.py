@@ -15,6 +15,8 @@ class Tokenizer:
         self.eos_id: int | None = hf_tokenizer.eos_token_id
         self.vocab_size: int = len(hf_tokenizer)
         self.chat_template: str | None = getattr(hf_tokenizer, "chat_template", None) or None
+        self.bos_token: str = hf_tokenizer.bos_token or ""
+        self.eos_token: str = hf_tokenizer.eos_token or ""
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
@@ -38,8 +40,16 @@ class Tokenizer:
         text: str = self._hf.decode(ids, skip_special_tokens=True)
         return text
 
-    def apply_jinja_template(self, messages: list[dict[str, str]]) -> list[int]:
+    def apply_jinja_template(self, messages: list[dict[str, str]], template: str | None = None) -> list[int]:
+        """`template`: a jinja source to use instead of the tokenizer's own."""
         ids = self._hf.apply_chat_template(
-            messages, tokenize=True, add_generation_prompt=True, return_dict=False
+            messages, chat_template=template, tokenize=True, add_generation_prompt=True, return_dict=False
         )
         return list(ids)
+
+    def jinja_text(self, messages: list[dict[str, str]], template: str) -> str:
+        """The prompt text `template` renders, before tokenization (to recognise a template's format)."""
+        text: str = self._hf.apply_chat_template(
+            messages, chat_template=template, tokenize=False, add_generation_prompt=True
+        )
+        return text

@@ -6,6 +6,10 @@ chat template on a laptop CPU. Its weights are random: its text is noise.
 
 Generated into the cache directory once; a finished copy is renamed into place atomically, so two
 servers starting together never see half a checkpoint.
+
+The generator takes a `TinyModel` recipe, so the tests build the other shapes users bring (a dense
+Mistral-7B with a sliding window, a base model without a chat template, an extended vocabulary)
+with this same code.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from server.known_templates import MIXTRAL_INSTRUCT_V01
+
 logger = logging.getLogger(__name__)
 
 SEED = 0
-GENERATOR_VERSION = 2  # bump when the files written below change in a way the configs do not show
+GENERATOR_VERSION = 3  # bump when the files written below change in a way the configs do not show
 
 # Mixtral-8x7B's config with the sizes cut down; everything else is Mixtral's own.
 TINY_CONFIG: dict[str, Any] = {
@@ -62,13 +69,38 @@ TOKENIZER_CONFIG: dict[str, object] = {
 }
 
 
+@dataclass(frozen=True)
+class TinyModel:
+    """What one generated checkpoint holds: a transformers config (its `architectures[0]` picks the
+    class), the chat template its tokenizer_config ships (None: a base model), and pieces added to
+    Mistral's v1 SentencePiece model (ids from 32,000 on), the way extended vocabularies such as
+    Chinese-Mixtral's are built."""
+
+    name: str
+    config: dict[str, Any]
+    chat_template: str | None = MIXTRAL_INSTRUCT_V01
+    extra_pieces: tuple[str, ...] = field(default=())
+
+    def dirname(self) -> str:
+        """Named by a fingerprint of what goes into it, so a changed generator never reuses a stale copy."""
+        recipe = json.dumps(
+            [GENERATOR_VERSION, SEED, self.config, TOKENIZER_CONFIG, self.chat_template, self.extra_pieces],
+            sort_keys=True,
+        )
+        return f"{self.name}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
+
+
+# The embedded default: Mixtral-8x7B-Instruct's shape and chat template.
+TINY_MIXTRAL = TinyModel("tiny-mixtral", TINY_CONFIG)
+
+
 def tiny_model_dirname() -> str:
-    """Named by a fingerprint of what goes into it, so a changed generator never reuses a stale copy."""
-    recipe = json.dumps([GENERATOR_VERSION, SEED, TINY_CONFIG, TOKENIZER_CONFIG], sort_keys=True)
-    return f"tiny-mixtral-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
+    return TINY_MIXTRAL.dirname()
 
 
-def write_mistral_v1_tokenizer(directory: Path) -> None:
+def write_mistral_v1_tokenizer(
+    directory: Path, chat_template: str | None = MIXTRAL_INSTRUCT_V01, extra_pieces: tuple[str, ...] = ()
+) -> None:
     """Put Mixtral's tokenizer (mistral-common's byte-identical copy) into `directory`.
 
     Besides tokenizer.model we write the tokenizer.json that Mixtral's own checkpoint ships: the
@@ -78,11 +110,31 @@ def write_mistral_v1_tokenizer(directory: Path) -> None:
     source = resources.files("mistral_common") / "data" / "tokenizer.model.v1"
     with resources.as_file(source) as path:
         shutil.copyfile(path, directory / "tokenizer.model")
+    if extra_pieces:
+        _extend_sentencepiece(directory / "tokenizer.model", extra_pieces)
     (directory / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2))
     (directory / "special_tokens_map.json").write_text(
         json.dumps({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}, indent=2)
     )
-    (directory / "tokenizer.json").write_text(_sentencepiece_faithful_json(directory), encoding="utf-8")
+    tokenizer_json = _sentencepiece_faithful_json(directory)
+    (directory / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+    if chat_template is not None:  # written last: the conversion above must not see it
+        config = dict(TOKENIZER_CONFIG, chat_template=chat_template)
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+
+def _extend_sentencepiece(model_file: Path, pieces: tuple[str, ...]) -> None:
+    """Append `pieces` to the SentencePiece model, scored above every merge they are made of, as
+    Chinese-LLaMA's and Chinese-Mixtral's tokenizer merging does (each piece must be a
+    concatenation of pieces already there, so BPE can reach it)."""
+    from sentencepiece import sentencepiece_model_pb2 as model_pb2
+
+    model: Any = model_pb2.ModelProto()  # type: ignore[attr-defined]
+    model.ParseFromString(model_file.read_bytes())
+    for piece in pieces:
+        added = model.pieces.add()
+        added.piece, added.score = piece, -1.0
+    model_file.write_bytes(model.SerializeToString())
 
 
 def _sentencepiece_faithful_json(directory: Path) -> str:
@@ -119,33 +171,38 @@ def _sentencepiece_faithful_json(directory: Path) -> str:
     return json.dumps(converted, ensure_ascii=False)
 
 
-def _generate(directory: Path) -> None:
+def _generate(directory: Path, recipe: TinyModel) -> None:
     import torch
-    from transformers import MixtralConfig, MixtralForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(SEED)
-    config = MixtralConfig(**TINY_CONFIG)
-    model: Any = MixtralForCausalLM(config)  # type: ignore[no-untyped-call]
+    config = AutoConfig.for_model(**recipe.config)
+    model: Any = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
     model = model.to(torch.bfloat16)
     model.save_pretrained(directory, safe_serialization=True)
     # save_pretrained rewrites config.json; keep the dtype explicit for the engine's "auto".
     saved = json.loads((directory / "config.json").read_text())
     saved["torch_dtype"] = "bfloat16"
     (directory / "config.json").write_text(json.dumps(saved, indent=2))
-    write_mistral_v1_tokenizer(directory)
+    write_mistral_v1_tokenizer(directory, recipe.chat_template, recipe.extra_pieces)
     (directory / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2}))
 
 
 def ensure_tiny_model(cache_dir: Path) -> Path:
     """Return the embedded model's folder, generating it the first time."""
-    target = cache_dir / tiny_model_dirname()
+    return ensure_model(cache_dir, TINY_MIXTRAL)
+
+
+def ensure_model(cache_dir: Path, recipe: TinyModel) -> Path:
+    """Return the folder of `recipe`'s checkpoint under `cache_dir`, generating it the first time."""
+    target = cache_dir / recipe.dirname()
     if (target / "config.json").exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    logger.info("generating the embedded tiny Mixtral into %s (first start only)", target)
+    logger.info("generating the tiny model %s into %s (first start only)", recipe.name, target)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=cache_dir))
     try:
-        _generate(staging)
+        _generate(staging, recipe)
         try:
             staging.rename(target)
         except OSError:

@@ -28,6 +28,9 @@ MIXTRAL_JINJA = (
     "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}"
     "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
 )
+# The same template with another turn marker: not Mixtral's format, so the jinja renderer serves it
+# (Mixtral's own is recognised and served by the built-in renderer, tested above).
+OTHER_JINJA = MIXTRAL_JINJA.replace("'[INST] '", "'[USER] '")
 CONTROL_LITERALS = ["<s>", "</s>", "<unk>", "[INST]", "[/INST]", "\n\n", " "]
 VALID_ROLES = re.compile(r"s?(ua)*u")  # optional system, then user/assistant alternating, ending with user
 
@@ -60,8 +63,8 @@ def tokenizer(tokenizer_dir: Path) -> Tokenizer:
 @pytest.fixture(scope="module")
 def jinja_tokenizer(tokenizer_dir: Path) -> Tokenizer:
     tok = Tokenizer.load(tokenizer_dir)
-    tok._hf.chat_template = MIXTRAL_JINJA
-    tok.chat_template = MIXTRAL_JINJA
+    tok._hf.chat_template = OTHER_JINJA
+    tok.chat_template = OTHER_JINJA
     return tok
 
 
@@ -118,7 +121,7 @@ def test_a_model_jinja_template_renders_or_raises_invalid_request(
     jinja_tokenizer: Tokenizer, messages: list[Turn]
 ) -> None:
     template = ChatTemplate(jinja_tokenizer)
-    assert template.source == "model"
+    assert template.source == "jinja"
     ids = render_or_reject(template, messages)
     if ids is not None:
         assert valid_order(messages)

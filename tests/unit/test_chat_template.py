@@ -13,9 +13,17 @@ from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 from transformers import AutoTokenizer
 
 import server
-from server.chat_template import ChatTemplate, Conversation, Turn, validate_conversation
+from server.chat_template import (
+    NO_TEMPLATE_MESSAGE,
+    ChatTemplate,
+    Conversation,
+    Turn,
+    renders_mixtral_instruct,
+    validate_conversation,
+)
 from server.engine.tiny import write_mistral_v1_tokenizer
 from server.errors import InvalidRequestError
+from server.known_templates import KNOWN_MIXTRAL_INSTRUCT
 from server.tokenizer import Tokenizer
 
 BOS, EOS = 1, 2
@@ -299,7 +307,7 @@ def test_model_chat_template_is_used_when_the_tokenizer_has_one(
     template = _jinja_template(
         tokenizer_dir, "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
     )
-    assert template.source == "model"
+    assert template.source == "jinja"
     ids = template.render(turns(("system", "S"), ("user", "hello"), ("assistant", "x"), ("user", "world")))
     assert ids == [BOS] + sentencepiece.encode("Shelloxworld")
 
@@ -316,3 +324,81 @@ def test_model_chat_template_raise_exception_becomes_invalid_request_error(token
     with pytest.raises(InvalidRequestError) as info:
         template.render(turns(("user", "hi")))
     assert "nope" in info.value.message
+
+
+# --- which template serves chat: detected, never assumed ------------------------------------------
+
+CHATML = (
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+LLAMA2_LIKE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + m['content'] + ' [/INST]' }}"
+    "{% else %}{{ ' ' + m['content'] + ' ' + eos_token }}{% endif %}{% endfor %}"
+)
+
+
+def test_the_embedded_tokenizer_config_ships_mixtral_instruct_and_the_built_in_renderer_serves_it(
+    template: ChatTemplate,
+) -> None:
+    assert template.origin == "model"
+    assert template.source == "mixtral-inst"
+
+
+@pytest.mark.parametrize("source", sorted(KNOWN_MIXTRAL_INSTRUCT))
+def test_published_mixtral_and_mistral_instruct_templates_are_recognised_even_reformatted(
+    tokenizer: Tokenizer, source: str
+) -> None:
+    assert renders_mixtral_instruct(source, tokenizer)
+    reformatted = source.replace("{{ bos_token }}", "{{bos_token}}").replace(
+        "{{- bos_token }}", "{{bos_token}}"
+    )
+    assert reformatted != source
+    assert renders_mixtral_instruct(reformatted, tokenizer)
+
+
+@pytest.mark.parametrize("source", [CHATML, LLAMA2_LIKE], ids=["chatml", "bos_before_every_turn"])
+def test_templates_of_other_formats_are_not_taken_for_mixtral_and_render_their_own_jinja(
+    tokenizer_dir: Path, source: str
+) -> None:
+    template = _jinja_template(tokenizer_dir, source)
+    assert template.source == "jinja"
+
+
+def test_a_template_that_places_the_system_message_differently_is_not_taken_for_mixtral(
+    tokenizer: Tokenizer,
+) -> None:
+    llama2_system = (
+        "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ '<<SYS>>' + m['content'] }}"
+        "{% elif m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}"
+        "{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}"
+    )
+    assert not renders_mixtral_instruct(llama2_system, tokenizer)
+
+
+def test_without_any_template_chat_is_an_invalid_request_naming_completions_and_the_flag(
+    tokenizer_dir: Path,
+) -> None:
+    hf = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    hf.chat_template = None
+    template = ChatTemplate(Tokenizer(hf))
+    assert (template.source, template.origin) == ("none", None)
+    with pytest.raises(InvalidRequestError) as info:
+        template.render(turns(("user", "hi")))
+    assert info.value.message == NO_TEMPLATE_MESSAGE
+    assert "/v1/completions" in NO_TEMPLATE_MESSAGE and "--chat-template" in NO_TEMPLATE_MESSAGE
+
+
+def test_the_operators_template_file_replaces_the_models_template(
+    tokenizer: Tokenizer, tmp_path: Path, sentencepiece: spm.SentencePieceProcessor
+) -> None:
+    path = tmp_path / "template.jinja"
+    path.write_text("{{ bos_token }}{% for m in messages %}<{{ m['content'] }}>{% endfor %}")
+    template = ChatTemplate.load(tokenizer, path)
+    assert (template.source, template.origin) == ("jinja", "file")
+    assert template.render(turns(("user", "hi"))) == [BOS] + sentencepiece.encode("<hi>")
+
+
+def test_no_template_file_keeps_the_models_template(tokenizer: Tokenizer) -> None:
+    assert ChatTemplate.load(tokenizer, None).origin == "model"
