@@ -23,7 +23,7 @@ from typing import Any
 from clients._common import DEFAULT_BASE_URL
 from clients.client import Client
 from clients.errors import ClientError
-from clients.load import plots, prompts, runner, slo
+from clients.load import plots, prompts, runner, slo, workers
 from clients.load.progress import progress_bar
 from clients.load.stats import Load, Record, summarize
 
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for summary.json, records.jsonl and the plots")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--workers", type=int, default=1, help="client processes to spread each point over (high loads)"
+    )
     return p
 
 
@@ -110,7 +113,11 @@ class Sweep:
                 bar.set_postfix_str(f"{failed} failed")
 
         try:
-            records, duration = asyncio.run(runner.run_point(self.target, load, work, done, self.args.seed))
+            seed, count = self.args.seed, self.args.workers
+            if count > 1:
+                records, duration = workers.run_point(self.target, load, work, done, seed, count)
+            else:
+                records, duration = asyncio.run(runner.run_point(self.target, load, work, done, seed))
         finally:
             bar.close()
         summary = summarize(load, records, duration)

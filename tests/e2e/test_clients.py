@@ -219,3 +219,16 @@ def test_load_tester_runs_as_a_module_from_a_checkout(server_url: str, tmp_path:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout[done.stdout.index("{") :])["points"][0]["completed"] == 2
+
+
+def test_mixtral_load_spreads_a_point_over_worker_processes(server_url: str, tmp_path: Path) -> None:
+    flags = ["--base-url", server_url, "--concurrency", "3", "--num-prompts", "7", "--workers", "2"]
+    summary = run_load(
+        *flags, "--input-len", "16", "--output-len", "4", "--ignore-eos", "--no-plots", out=tmp_path
+    )
+    points = summary["points"]
+    assert isinstance(points, list)
+    assert (points[0]["completed"], points[0]["failed"], points[0]["output_tokens"]) == (7, 0, 28)
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert sorted(r["index"] for r in records) == list(range(7))
+    assert max(r["start_s"] for r in records) < points[0]["duration_s"]
