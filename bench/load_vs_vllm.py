@@ -81,7 +81,7 @@ def run_mixtral_load(args: argparse.Namespace, tokenizer: str, work: Path, tag: 
         "--concurrency", str(args.concurrency), "--num-prompts", str(args.num_prompts),
         "--input-len", str(args.input_len), "--output-len", str(args.output_len), "--tokenizer", tokenizer,
         "--ignore-eos", "--temperature", "0", "--seed", str(args.seed),
-        "--out", str(out), "--no-plots", "--no-progress",
+        "--out", str(out), "--no-plots", "--no-progress", "--workers", str(args.workers),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=sys.stderr)
@@ -114,6 +114,7 @@ def main() -> int:
     p.add_argument("--num-prompts", type=int, default=640)
     p.add_argument("--rounds", type=int, default=1, help="alternate the two clients this many times")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="mixtral-load client processes (high loads)")
     args = p.parse_args()
     args.url = args.url.rstrip("/")
     name, tokenizer = model_info(args.url)
