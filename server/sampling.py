@@ -5,6 +5,7 @@ from __future__ import annotations
 from server.engine.base import SamplingOptions
 from server.errors import ContextLengthExceededError, InvalidRequestError
 from server.schemas.common import SamplingFields
+from server.schemas.response_format import ResponseFormat, ResponseFormatJsonObject, ResponseFormatJsonSchema
 
 
 def resolve_max_tokens(prompt_tokens: int, requested: int | None, max_model_len: int) -> int:
@@ -49,6 +50,7 @@ def sampling_options(
     vocab_size: int,
     max_logprobs: int,
     choice_index: int = 0,
+    response_format: ResponseFormat | None = None,
 ) -> SamplingOptions:
     """Map one choice's sampling. With n > 1 and a seed, choice i uses seed + i: reproducible yet
     different choices."""
@@ -77,4 +79,10 @@ def sampling_options(
         logprobs=logprobs,
         min_tokens=req.min_tokens,
         ignore_eos=req.ignore_eos,
+        json_schema=(
+            response_format.json_schema.json_schema
+            if isinstance(response_format, ResponseFormatJsonSchema)
+            else None
+        ),
+        json_object=isinstance(response_format, ResponseFormatJsonObject),
     )

@@ -54,6 +54,7 @@ async def create_chat_completion(
                     vocab_size=state.engine.model_card.vocab_size,
                     max_logprobs=state.settings.max_logprobs,
                     choice_index=i,
+                    response_format=body.response_format,
                 ),
             ),
         )

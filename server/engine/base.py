@@ -31,6 +31,9 @@ class SamplingOptions:
     logprobs: int | None = None  # top alternatives per token; 0: only the chosen token's
     min_tokens: int = 0
     ignore_eos: bool = False
+    # Structured output (response_format): the engine constrains sampling to a grammar.
+    json_schema: dict[str, object] | None = None  # JSON that follows this JSON Schema
+    json_object: bool = False  # any JSON object
 
 
 @dataclass(frozen=True, slots=True)

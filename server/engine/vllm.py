@@ -39,6 +39,8 @@ from server.engine.base import (
     TopLogprob,
 )
 from server.engine.tiny import ensure_tiny_model
+from server.engine.vllm_quantization import check_quantization
+from server.engine.vllm_structured import engine_config, structured_outputs, verify
 from server.errors import EngineError, EngineUnavailableError, InvalidRequestError
 
 logger = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ def use_persistent_compile_caches(cache_dir: Path) -> None:
 
 
 def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
+    check_quantization(settings.quantization)
     use_persistent_compile_caches(settings.cache_dir)
     kwargs: dict[str, Any] = {
         "model": model_path,
@@ -149,6 +152,7 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
         "kv_cache_memory_bytes": settings.kv_cache_memory_bytes,
         "jit_monitor_verbose": settings.log_kernel_compiles,
         "disable_log_stats": True,  # our stats recorder turns stats on; no periodic log spam
+        "structured_outputs_config": engine_config(),
     }
     if not current_platform.is_cpu() and settings.max_num_batched_tokens is None:
         kwargs["max_num_batched_tokens"] = GPU_MAX_NUM_BATCHED_TOKENS
@@ -177,6 +181,7 @@ def to_sampling_params(options: SamplingOptions) -> SamplingParams:
             logprobs=options.logprobs,
             min_tokens=options.min_tokens,
             ignore_eos=options.ignore_eos,
+            structured_outputs=structured_outputs(options),
             output_kind=RequestOutputKind.DELTA,
         )
     except _VALIDATION_ERRORS as exc:
@@ -253,6 +258,7 @@ class VLLMEngine:
 
     def generate(self, request: GenerateRequest) -> AsyncGenerator[Delta, None]:
         params = to_sampling_params(request.sampling)  # raises before the response starts
+        verify(self._llm, params)
         return self._stream(request, params)
 
     async def _stream(self, request: GenerateRequest, params: SamplingParams) -> AsyncGenerator[Delta, None]:

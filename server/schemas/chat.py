@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from server.schemas.common import JSON_INT, Bool, FinishReasonField, SamplingFields, StrictModel, Usage
+from server.schemas.response_format import ResponseFormat
 
 
 class TextPart(StrictModel):
@@ -23,10 +24,6 @@ class ChatMessage(StrictModel):
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
-
-
-class ResponseFormat(StrictModel):
-    type: Literal["text"]
 
 
 class ChatCompletionRequest(SamplingFields):

@@ -75,7 +75,7 @@ async def test_unknown_model_is_404(client: httpx.AsyncClient) -> None:
         (chat("x", top_logprobs=50, logprobs=True), "top_logprobs"),
         (chat("x", min_tokens=9, max_tokens=3), "min_tokens"),
         (chat("x", stop=[""]), "stop"),
-        (chat("x", response_format={"type": "json_object"}), None),
+        (chat("x", response_format={"type": "xml"}), None),
     ],
 )
 async def test_invalid_chat_requests_are_400(

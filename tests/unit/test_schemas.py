@@ -105,7 +105,7 @@ def test_top_logprobs_with_logprobs_true_is_accepted() -> None:
         ({"logit_bias": {"abc": 1.0}}, "logit_bias"),
         ({"logit_bias": {"-1": 1.0}}, "logit_bias"),
         ({"logit_bias": {"5": 101.0}}, "logit_bias.5"),
-        ({"response_format": {"type": "json_object"}}, "response_format.type"),
+        ({"response_format": {"type": "xml"}}, "response_format"),
     ],
 )
 def test_chat_out_of_range_field_is_rejected_naming_the_field(fields: dict[str, Any], field: str) -> None:

@@ -1,0 +1,48 @@
+"""Structured output (response_format) on vLLM: JSON constrained by a grammar while sampling.
+
+vLLM 0.26 through 0.32 take the same `SamplingParams(structured_outputs=StructuredOutputsParams(...))`.
+The engine runs xgrammar with compact JSON (no free whitespace between tokens): with whitespace
+free, a model can fill its whole budget with blanks inside an object and end cut off, invalid
+(seen with the tiny model at temperature 0; a known failure of real models in JSON mode too). vLLM
+allows compact JSON only with a named backend, so there is no fallback to guidance or outlines: a
+schema xgrammar cannot compile is refused. vLLM checks a schema only when the request reaches the
+engine's input processor, which for a stream is after the response has started; `verify` runs that
+same check earlier, so such a schema is a 400, streamed or not.
+"""
+
+from __future__ import annotations
+
+from vllm.config import StructuredOutputsConfig
+from vllm.exceptions import VLLMValidationError
+from vllm.sampling_params import SamplingParams, StructuredOutputsParams
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from server.engine.base import SamplingOptions
+from server.errors import InvalidRequestError
+
+_PARAM = "response_format"
+
+
+def engine_config() -> StructuredOutputsConfig:
+    return StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True)
+
+
+def structured_outputs(options: SamplingOptions) -> StructuredOutputsParams | None:
+    if options.json_schema is not None:
+        return StructuredOutputsParams(json=options.json_schema)
+    if options.json_object:
+        return StructuredOutputsParams(json_object=True)
+    return None
+
+
+def verify(llm: AsyncLLM, params: SamplingParams) -> None:
+    """Raise InvalidRequestError if the engine cannot build the grammar this request asks for."""
+    if params.structured_outputs is None:
+        return
+    config = llm.vllm_config
+    try:
+        params.verify(
+            llm.model_config, config.speculative_config, config.structured_outputs_config, llm.tokenizer
+        )
+    except (VLLMValidationError, ValueError, TypeError, RuntimeError) as exc:
+        raise InvalidRequestError(f"response_format: {exc}", param=_PARAM) from exc
