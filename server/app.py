@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI
 from server import __version__
 from server.access_log import AccessLogMiddleware
 from server.admission import Admission, Policy
-from server.api import chat, completions, health, models, page
+from server.api import chat, completions, health, models, page, tokenize
 from server.auth import KeyRing, check_operations_key, get_caller
 from server.body_limit import BodyLimitMiddleware
 from server.chat_template import ChatTemplate
@@ -117,7 +117,7 @@ def create_app(
     install_cors(app, settings)
     app.add_middleware(AccessLogMiddleware, log_content=settings.log_request_content)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)  # outermost: it counts every answer
-    for module in (chat, completions, models):
+    for module in (chat, completions, models, tokenize):
         app.include_router(module.router, dependencies=[Depends(get_caller)])
     app.include_router(health.router, dependencies=[Depends(check_operations_key)])
     app.include_router(page.router)  # the page asks for a key itself when the API needs one

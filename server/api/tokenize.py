@@ -1,0 +1,40 @@
+"""POST /tokenize and POST /detokenize: the server's own tokenizer and chat template, so a client
+can count a prompt before sending it. The ids are exactly the ones the generating routes feed the
+engine: `count` equals their `usage.prompt_tokens` for the same prompt or messages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from server import input_limits
+from server.chat_template import Turn
+from server.errors import InvalidRequestError
+from server.schemas.common import ErrorResponse
+from server.schemas.tokenize import DetokenizeRequest, DetokenizeResponse, TokenizeRequest, TokenizeResponse
+from server.state import StateDep
+
+router = APIRouter(tags=["tokenize"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorResponse} for code in (400, 401, 404)}
+
+
+@router.post("/tokenize", responses=_ERRORS)
+async def tokenize(body: TokenizeRequest, state: StateDep) -> TokenizeResponse:
+    state.check_model(body.model)
+    if body.messages is not None:
+        input_limits.check_messages(len(body.messages), state.settings)
+        tokens = state.template.render([Turn(m.role, m.text()) for m in body.messages])
+    else:
+        text = body.prompt or ""
+        encode = state.tokenizer.encode if body.add_special_tokens else state.tokenizer.encode_segment
+        tokens = encode(text)
+    return TokenizeResponse(tokens=tokens, count=len(tokens), max_model_len=state.max_model_len)
+
+
+@router.post("/detokenize", responses=_ERRORS)
+async def detokenize(body: DetokenizeRequest, state: StateDep) -> DetokenizeResponse:
+    state.check_model(body.model)
+    vocab = state.engine.model_card.vocab_size
+    if any(t >= vocab for t in body.tokens):
+        raise InvalidRequestError(f"token ids must be below the vocabulary size {vocab}.", param="tokens")
+    return DetokenizeResponse(prompt=state.tokenizer.decode(body.tokens))
