@@ -19,6 +19,7 @@ from server import __version__
 from server.access_log import AccessLogMiddleware
 from server.admission import Admission, Policy
 from server.api import chat, completions, health, models, page, tokenize
+from server.api import lora as lora_admin
 from server.auth import KeyRing, check_operations_key, get_caller
 from server.body_limit import BodyLimitMiddleware
 from server.chat_template import ChatTemplate
@@ -119,6 +120,8 @@ def create_app(
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)  # outermost: it counts every answer
     for module in (chat, completions, models, tokenize):
         app.include_router(module.router, dependencies=[Depends(get_caller)])
+    if settings.allow_runtime_lora:  # reads host paths into the engine: only when asked for
+        app.include_router(lora_admin.router, dependencies=[Depends(get_caller)])
     app.include_router(health.router, dependencies=[Depends(check_operations_key)])
     app.include_router(page.router)  # the page asks for a key itself when the API needs one
     return app

@@ -184,8 +184,36 @@ class Settings(BaseSettings):
     )
     max_n: int = Field(8, ge=1, le=16, description="Most choices (n) in one request.")
 
+    # LoRA adapters, each served under its own name in `model`, on the one base model.
+    lora_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="LoRA adapters to serve, as name=path (comma-separated); a request selects one "
+        "by its `model`.",
+    )
+    enable_lora: bool = Field(
+        False,
+        description="Start the engine with LoRA support even without --lora-modules (on with "
+        "--lora-modules or --allow-runtime-lora).",
+    )
+    max_loras: int | None = Field(
+        None, ge=1, description="Most adapters in one engine step (vLLM's default: 1)."
+    )
+    max_lora_rank: int | None = Field(
+        None, ge=1, description="Largest adapter rank the engine makes room for (vLLM's default: 16)."
+    )
+    allow_runtime_lora: bool = Field(
+        False,
+        description="Serve POST /v1/load_lora_adapter and /v1/unload_lora_adapter (which read any "
+        "path on this host; behind the API key when keys are set).",
+    )
+
     @field_validator(
-        "api_keys", "cors_allow_origins", "cors_allow_methods", "cors_allow_headers", mode="before"
+        "api_keys",
+        "cors_allow_origins",
+        "cors_allow_methods",
+        "cors_allow_headers",
+        "lora_modules",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -200,6 +228,27 @@ class Settings(BaseSettings):
         if self.cors_allow_credentials and "*" in self.cors_allow_origins:
             raise ValueError("--cors-allow-credentials cannot be used with --cors-allow-origins '*'")
         return self
+
+    @field_validator("lora_modules")
+    @classmethod
+    def _lora_modules_are_name_path(cls, value: list[str]) -> list[str]:
+        names = [entry.partition("=")[0].strip() for entry in value]
+        for entry, name in zip(value, names, strict=True):
+            if not name or not entry.partition("=")[2].strip():
+                raise ValueError(f"--lora-modules entry {entry!r} is not name=path")
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise ValueError(f"LoRA adapter name {duplicate!r} is used twice")
+        return value
+
+    def lora_adapters(self) -> dict[str, str]:
+        """--lora-modules as name -> path."""
+        pairs = (entry.partition("=") for entry in self.lora_modules)
+        return {name.strip(): path.strip() for name, _, path in pairs}
+
+    def lora_enabled(self) -> bool:
+        """Whether the engine starts with LoRA support: adapters can only be loaded into it then."""
+        return bool(self.lora_modules) or self.enable_lora or self.allow_runtime_lora
 
     def resolved_served_name(self) -> str:
         if self.served_model_name:

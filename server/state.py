@@ -34,13 +34,21 @@ class ServerState:
         return self.engine.model_card.max_model_len
 
     def check_model(self, requested: str | None) -> str:
-        """Requests may omit `model`; a named model must be the one we serve."""
+        """Requests may omit `model` (the base model); a named model must be the base model or one
+        of the LoRA adapters loaded now."""
         if requested is None or requested == self.served_model_name:
             return self.served_model_name
+        served = [self.served_model_name, *(a.name for a in self.engine.adapters())]
+        if requested in served:
+            return requested
         raise ModelNotFoundError(
-            f"The model '{requested}' does not exist. This server serves '{self.served_model_name}'.",
+            f"The model '{requested}' does not exist. This server serves {', '.join(map(repr, served))}.",
             param="model",
         )
+
+    def adapter_for(self, model: str) -> str | None:
+        """The LoRA adapter that a checked `model` selects; None: the base model."""
+        return None if model == self.served_model_name else model
 
 
 async def get_state(request: Request) -> ServerState:

@@ -56,6 +56,7 @@ async def create_chat_completion(
                     choice_index=i,
                     response_format=body.response_format,
                 ),
+                adapter=state.adapter_for(model),
             ),
         )
         for i in range(body.n)

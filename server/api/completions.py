@@ -80,7 +80,8 @@ async def create_completion(
                 max_logprobs=state.settings.max_logprobs,
                 choice_index=i,
             )
-            choices.append(generation.Choice(index, GenerateRequest(f"{request_id}-{index}", ids, sampling)))
+            job = GenerateRequest(f"{request_id}-{index}", ids, sampling, state.adapter_for(model))
+            choices.append(generation.Choice(index, job))
             echo.append(text if body.echo else "")
     ctx = CompletionContext(
         id=request_id,

@@ -41,6 +41,7 @@ class GenerateRequest:
     request_id: str
     prompt_token_ids: list[int]
     sampling: SamplingOptions
+    adapter: str | None = None  # a LoRA adapter's name (Engine.adapters); None: the base model
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,14 @@ class ModelCard:
     created: int
     max_num_batched_tokens: int = 2048  # most prompt tokens one engine step takes
     max_num_seqs: int = 256  # most sequences one engine step runs
+
+
+@dataclass(frozen=True, slots=True)
+class Adapter:
+    """A LoRA adapter the engine serves beside its base model, selected by name per request."""
+
+    name: str
+    path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,19 @@ class Engine(Protocol):
         ...
 
     async def abort(self, request_id: str) -> None: ...
+
+    def adapters(self) -> list[Adapter]:
+        """The LoRA adapters loaded now, in the order they were loaded."""
+        ...
+
+    async def add_adapter(self, name: str, path: str) -> Adapter:
+        """Load a LoRA adapter; InvalidRequestError for a taken name, a bad path or an engine
+        started without LoRA support."""
+        ...
+
+    async def remove_adapter(self, name: str) -> None:
+        """Unload a LoRA adapter; NotFoundError if none has that name."""
+        ...
 
     async def check_health(self) -> None:
         """Raise EngineUnavailableError if the engine cannot serve."""

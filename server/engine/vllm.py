@@ -19,6 +19,7 @@ import vllm
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMValidationError
 from vllm.inputs import tokens_input
+from vllm.lora.request import LoRARequest
 from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 from vllm.usage.usage_lib import UsageContext
@@ -28,6 +29,7 @@ from vllm.v1.metrics.loggers import StatLoggerBase
 
 from server.config import Settings
 from server.engine.base import (
+    Adapter,
     Delta,
     EngineStats,
     FrontendLink,
@@ -39,6 +41,7 @@ from server.engine.base import (
     TopLogprob,
 )
 from server.engine.tiny import ensure_tiny_model
+from server.engine.vllm_lora import LoRARegistry
 from server.engine.vllm_quantization import check_quantization
 from server.engine.vllm_structured import engine_config, structured_outputs, verify
 from server.errors import EngineError, EngineUnavailableError, InvalidRequestError
@@ -154,6 +157,14 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
         "disable_log_stats": True,  # our stats recorder turns stats on; no periodic log spam
         "structured_outputs_config": engine_config(),
     }
+    if settings.lora_enabled() and current_platform.is_cpu():
+        # vLLM (0.32) runs MoE layers on Triton's fused-MoE kernel whenever LoRA is on, whatever the
+        # adapter targets; the CPU backend has no Triton, so its engine would die on the first step.
+        raise ValueError(
+            "LoRA adapters on a Mixtral (MoE) model need a GPU: vLLM's CPU backend cannot run them."
+        )
+    if settings.lora_enabled():  # adapters load only into an engine started with LoRA on
+        kwargs.update(enable_lora=True, max_loras=settings.max_loras, max_lora_rank=settings.max_lora_rank)
     if not current_platform.is_cpu() and settings.max_num_batched_tokens is None:
         kwargs["max_num_batched_tokens"] = GPU_MAX_NUM_BATCHED_TOKENS
     if current_platform.is_cpu():
@@ -210,10 +221,11 @@ def _logprobs(output: Any) -> list[TokenLogprob] | None:
 
 
 class VLLMEngine:
-    def __init__(self, llm: AsyncLLM, recorder: _StatsRecorder, card: ModelCard) -> None:
+    def __init__(self, llm: AsyncLLM, recorder: _StatsRecorder, card: ModelCard, lora_enabled: bool) -> None:
         self._llm = llm
         self._recorder = recorder
         self._card = card
+        self._lora = LoRARegistry(llm, card.name, lora_enabled)
 
     @classmethod
     async def start(cls, settings: Settings, link: FrontendLink | None = None) -> VLLMEngine:
@@ -250,7 +262,14 @@ class VLLMEngine:
             max_num_batched_tokens=int(vllm_config.scheduler_config.max_num_batched_tokens),
             max_num_seqs=int(vllm_config.scheduler_config.max_num_seqs),
         )
-        return cls(llm, recorder, card)
+        engine = cls(llm, recorder, card, settings.lora_enabled())
+        try:
+            for name, path in settings.lora_adapters().items():
+                await engine.add_adapter(name, path)
+        except Exception:
+            llm.shutdown()
+            raise
+        return engine
 
     @property
     def model_card(self) -> ModelCard:
@@ -259,13 +278,15 @@ class VLLMEngine:
     def generate(self, request: GenerateRequest) -> AsyncGenerator[Delta, None]:
         params = to_sampling_params(request.sampling)  # raises before the response starts
         verify(self._llm, params)
-        return self._stream(request, params)
+        return self._stream(request, params, self._lora.request_for(request.adapter))
 
-    async def _stream(self, request: GenerateRequest, params: SamplingParams) -> AsyncGenerator[Delta, None]:
+    async def _stream(
+        self, request: GenerateRequest, params: SamplingParams, lora: LoRARequest | None
+    ) -> AsyncGenerator[Delta, None]:
         finished = False
         try:
             async for out in self._llm.generate(
-                tokens_input(request.prompt_token_ids), params, request.request_id
+                tokens_input(request.prompt_token_ids), params, request.request_id, lora_request=lora
             ):
                 output = out.outputs[0]
                 reason = output.finish_reason
@@ -297,6 +318,15 @@ class VLLMEngine:
 
     async def abort(self, request_id: str) -> None:
         await self._llm.abort(request_id)
+
+    def adapters(self) -> list[Adapter]:
+        return self._lora.adapters()
+
+    async def add_adapter(self, name: str, path: str) -> Adapter:
+        return await self._lora.add(name, path)
+
+    async def remove_adapter(self, name: str) -> None:
+        await self._lora.remove(name)
 
     async def check_health(self) -> None:
         try:
