@@ -13,7 +13,6 @@ same check earlier, so such a schema is a 400, streamed or not.
 from __future__ import annotations
 
 from vllm.config import StructuredOutputsConfig
-from vllm.exceptions import VLLMValidationError
 from vllm.sampling_params import SamplingParams, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -21,6 +20,11 @@ from server.engine.base import SamplingOptions
 from server.errors import InvalidRequestError
 
 _PARAM = "response_format"
+# What `verify` may raise for a schema the client got wrong. vLLM 0.32 wraps what xgrammar raises
+# in VLLMValidationError, but 0.26 scans the schema for unsupported features outside its own
+# try, where a malformed schema can raise anything: all of it is the request's fault (this
+# check touches no engine state), so all of it is a 400.
+_SCHEMA_ERRORS = (Exception,)
 
 
 def engine_config() -> StructuredOutputsConfig:
@@ -44,5 +48,5 @@ def verify(llm: AsyncLLM, params: SamplingParams) -> None:
         params.verify(
             llm.model_config, config.speculative_config, config.structured_outputs_config, llm.tokenizer
         )
-    except (VLLMValidationError, ValueError, TypeError, RuntimeError) as exc:
+    except _SCHEMA_ERRORS as exc:
         raise InvalidRequestError(f"response_format: {exc}", param=_PARAM) from exc

@@ -67,6 +67,21 @@ async def test_json_schema_output_parses_and_validates(client: httpx.AsyncClient
     jsonschema.validate(json.loads(text), PERSON)
 
 
+async def test_completions_take_response_format_too(client: httpx.AsyncClient) -> None:
+    body = {
+        "prompt": "A person as JSON:",
+        "response_format": json_schema_format(PERSON),
+        "logit_bias": CLOSERS,
+        "max_tokens": 400,
+        "temperature": 0,
+    }
+    resp = await client.post("/v1/completions", json=body)
+    assert resp.status_code == 200, resp.text
+    [choice] = resp.json()["choices"]
+    assert choice["finish_reason"] == "stop", choice["text"]
+    jsonschema.validate(json.loads(choice["text"]), PERSON)
+
+
 async def test_json_schema_holds_for_sampled_noise(client: httpx.AsyncClient) -> None:
     """No bias, temperature 1: whatever the model samples, the grammar keeps it in the schema."""
     for seed in (1, 2):
@@ -112,6 +127,38 @@ async def test_too_deep_schema_is_400(client: httpx.AsyncClient) -> None:
     resp = await client.post("/v1/chat/completions", json=body_for(json_schema_format(schema)))
     message = assert_openai_error(resp, 400)
     assert "32 levels" in message
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {},
+        {"anything": [1, {"x": None}]},
+        {"properties": {"a": 5}},
+        {"required": 5},
+        {"enum": 5},
+        {"enum": []},
+        {"type": ["string", 5]},
+        {"$ref": "#/nowhere"},
+        {"items": "x", "type": "array"},
+        {"type": "string", "pattern": "("},
+        {"type": "string", "minLength": 10**9},
+        {"type": "integer", "minimum": "a"},
+        {"allOf": [{"type": "string"}, {"type": "integer"}]},
+    ],
+)
+async def test_any_schema_is_served_or_refused_never_an_error_of_ours(
+    client: httpx.AsyncClient, schema: dict[str, Any]
+) -> None:
+    """What a fuzzer or a careless client sends: a 200 or a 400, and the engine lives on."""
+    for streamed in (False, True):
+        body = {**body_for(json_schema_format(schema), max_tokens=2), "stream": streamed}
+        resp = await client.post("/v1/chat/completions", json=body)
+        assert resp.status_code in (200, 400), resp.text
+        if streamed and resp.status_code == 200:
+            assert "[DONE]" in resp.text and '"error"' not in resp.text, resp.text
+    text, _ = await complete(client, body_for({"type": "text"}, max_tokens=2))
+    assert text
 
 
 async def test_text_format_is_plain_generation(client: httpx.AsyncClient) -> None:
