@@ -67,21 +67,6 @@ async def test_json_schema_output_parses_and_validates(client: httpx.AsyncClient
     jsonschema.validate(json.loads(text), PERSON)
 
 
-async def test_completions_take_response_format_too(client: httpx.AsyncClient) -> None:
-    body = {
-        "prompt": "A person as JSON:",
-        "response_format": json_schema_format(PERSON),
-        "logit_bias": CLOSERS,
-        "max_tokens": 400,
-        "temperature": 0,
-    }
-    resp = await client.post("/v1/completions", json=body)
-    assert resp.status_code == 200, resp.text
-    [choice] = resp.json()["choices"]
-    assert choice["finish_reason"] == "stop", choice["text"]
-    jsonschema.validate(json.loads(choice["text"]), PERSON)
-
-
 async def test_json_schema_holds_for_sampled_noise(client: httpx.AsyncClient) -> None:
     """No bias, temperature 1: whatever the model samples, the grammar keeps it in the schema."""
     for seed in (1, 2):
