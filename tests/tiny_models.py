@@ -1,0 +1,65 @@
+"""Tiny checkpoints of the other shapes users bring, built by the embedded model's own generator
+(server/engine/tiny.py) from a config: random weights, the real Mistral v1 tokenizer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from server.engine.base import Engine
+from server.engine.tiny import TINY_CONFIG, TinyModel, ensure_model
+from server.known_templates import MISTRAL_7B_INSTRUCT_V01
+
+_SMALL = {k: TINY_CONFIG[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers")}
+
+# Mistral-7B-Instruct-v0.1's config, cut down: dense MLP, grouped-query attention (8 query heads
+# share 2 KV heads, 32/8 in the real one) and a sliding window, here 16 tokens, so that a test
+# prompt is longer than the window.
+SLIDING_WINDOW = 16
+MISTRAL_7B: dict[str, Any] = {
+    "architectures": ["MistralForCausalLM"],
+    "model_type": "mistral",
+    "vocab_size": 32000,
+    **_SMALL,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 32768,
+    "rope_theta": 10000.0,
+    "rms_norm_eps": 1e-05,
+    "hidden_act": "silu",
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "tie_word_embeddings": False,
+    "sliding_window": SLIDING_WINDOW,
+    "torch_dtype": "bfloat16",
+}
+TINY_MISTRAL_7B_INSTRUCT = TinyModel("tiny-mistral-7b-instruct", MISTRAL_7B, MISTRAL_7B_INSTRUCT_V01)
+
+# Chinese-Mixtral-8x7B: Mixtral with a 57,000-token vocabulary and no chat template (a base model).
+# The real one extends Mixtral's SentencePiece model itself with Chinese pieces and resizes the
+# embedding. The tiny one does the same with a few Chinese words (SentencePiece ids 32,000 on),
+# and gives the embedding all 57,000 rows: larger than the tokenizer's 32,006, so the model can
+# also produce ids no tokenizer entry names, as checkpoints padded to a round vocabulary do.
+EXTENDED_VOCAB_SIZE = 57000
+CHINESE_WORDS = ("你好", "世界", "中文", "模型", "专家", "混合")
+TINY_CHINESE_MIXTRAL = TinyModel(
+    "tiny-chinese-mixtral",
+    {**TINY_CONFIG, "vocab_size": EXTENDED_VOCAB_SIZE},
+    chat_template=None,
+    extra_pieces=CHINESE_WORDS,
+)
+
+
+@asynccontextmanager
+async def running(recipe: TinyModel, **overrides: object) -> AsyncIterator[Engine]:
+    """The real engine on `recipe`'s checkpoint (generated on first use), stopped at the end."""
+    from server.engine.vllm import VLLMEngine
+    from tests.conftest import cache_dir, engine_settings
+
+    path = ensure_model(cache_dir(), recipe)
+    engine = await VLLMEngine.start(engine_settings(model=str(path), max_model_len=512, **overrides))
+    try:
+        yield engine
+    finally:
+        await engine.shutdown()
