@@ -79,6 +79,7 @@ async def create_completion(
                 vocab_size=state.engine.model_card.vocab_size,
                 max_logprobs=state.settings.max_logprobs,
                 choice_index=i,
+                response_format=body.response_format,
             )
             job = GenerateRequest(f"{request_id}-{index}", ids, sampling, state.adapter_for(model))
             choices.append(generation.Choice(index, job))

@@ -54,6 +54,9 @@ GPU_API_SERVER_COUNT = 4
 # behind long prefill chunks (ITL p99 229 ms); 2,048 gives 73 ms at the same throughput.
 GPU_MAX_NUM_BATCHED_TOKENS = 2048
 _VALIDATION_ERRORS = (VLLMValidationError, ValueError, TypeError)
+# A token the structured-output grammar forbids has logprob -inf, which JSON cannot carry;
+# vLLM's own OpenAI server reports -9999.0.
+MIN_LOGPROB = -9999.0
 
 
 class _StatsRecorder(StatLoggerBase):
@@ -213,8 +216,8 @@ def _logprobs(output: Any) -> list[TokenLogprob] | None:
             TokenLogprob(
                 token_id=token_id,
                 token=chosen.decoded_token or "",
-                logprob=chosen.logprob,
-                top=[TopLogprob(tid, lp.decoded_token or "", lp.logprob) for tid, lp in ranked],
+                logprob=max(chosen.logprob, MIN_LOGPROB),
+                top=[TopLogprob(t, lp.decoded_token or "", max(lp.logprob, MIN_LOGPROB)) for t, lp in ranked],
             )
         )
     return entries

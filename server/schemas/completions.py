@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from server.schemas.common import JSON_INT, Bool, FinishReasonField, SamplingFields, Usage
+from server.schemas.response_format import ResponseFormat
 
 TokenIds = Annotated[list[Annotated[int, Field(ge=0), JSON_INT]], Field(min_length=1)]
 Prompt = (
@@ -30,6 +31,9 @@ class CompletionRequest(SamplingFields):
     logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
     suffix: None = Field(None, description="Not supported: Mixtral has no fill-in-the-middle mode.")
     best_of: Annotated[int, Field(ge=1), JSON_INT] | None = None
+    response_format: ResponseFormat | None = Field(
+        None, description="As in chat (an extension of vLLM's; OpenAI's completions have none)."
+    )
 
     @field_validator("prompt", mode="before")
     @classmethod

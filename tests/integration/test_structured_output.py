@@ -67,6 +67,21 @@ async def test_json_schema_output_parses_and_validates(client: httpx.AsyncClient
     jsonschema.validate(json.loads(text), PERSON)
 
 
+async def test_completions_take_response_format_too(client: httpx.AsyncClient) -> None:
+    body = {
+        "prompt": "A person as JSON:",
+        "response_format": json_schema_format(PERSON),
+        "logit_bias": CLOSERS,
+        "max_tokens": 400,
+        "temperature": 0,
+    }
+    resp = await client.post("/v1/completions", json=body)
+    assert resp.status_code == 200, resp.text
+    [choice] = resp.json()["choices"]
+    assert choice["finish_reason"] == "stop", choice["text"]
+    jsonschema.validate(json.loads(choice["text"]), PERSON)
+
+
 async def test_json_schema_holds_for_sampled_noise(client: httpx.AsyncClient) -> None:
     """No bias, temperature 1: whatever the model samples, the grammar keeps it in the schema."""
     for seed in (1, 2):
@@ -112,6 +127,21 @@ async def test_too_deep_schema_is_400(client: httpx.AsyncClient) -> None:
     resp = await client.post("/v1/chat/completions", json=body_for(json_schema_format(schema)))
     message = assert_openai_error(resp, 400)
     assert "32 levels" in message
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_logprobs_of_tokens_the_grammar_forbids_are_finite(
+    client: httpx.AsyncClient, streamed: bool
+) -> None:
+    """The grammar masks tokens to -inf, which JSON cannot carry: they come as -9999.0, as from
+    vLLM's own server."""
+    body = {
+        **body_for({"type": "json_object"}, max_tokens=3, logprobs=True, top_logprobs=5),
+        "stream": streamed,
+    }
+    resp = await client.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 200, resp.text
+    assert "Infinity" not in resp.text and "-9999.0" in resp.text
 
 
 @pytest.mark.parametrize(
