@@ -63,7 +63,9 @@ def sampling_options(
         raise InvalidRequestError(
             f"min_tokens ({req.min_tokens}) must not exceed max_tokens ({max_tokens}).", param="min_tokens"
         )
-    top_k = req.top_k if req.top_k is not None and req.top_k > 0 else 0
+    # top_k at or past the vocabulary restricts nothing: 0 (off), also keeping huge values (a 5e29
+    # overflows the engine's integer tensors) away from the engine.
+    top_k = req.top_k if req.top_k is not None and 0 < req.top_k < vocab_size else 0
     return SamplingOptions(
         max_tokens=max_tokens,
         temperature=1.0 if req.temperature is None else req.temperature,

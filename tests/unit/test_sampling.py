@@ -182,3 +182,9 @@ def test_completion_request_maps_the_same_way() -> None:
         2,
         16,
     )
+
+
+@pytest.mark.parametrize("top_k", [32000, 32001, 5 * 10**29])
+def test_top_k_at_or_past_the_vocabulary_restricts_nothing(top_k: int) -> None:
+    """A huge top_k once reached the engine and failed there (a 500 found by the API fuzzer)."""
+    assert options(chat(top_k=top_k)).top_k == 0
