@@ -15,7 +15,8 @@ from tests.conftest import engine_settings
 
 @asynccontextmanager
 async def app_client(engine: Engine, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
-    """An app of its own settings over the session's engine."""
+    """An app of its own settings over the session's engine. What its lifespan built (engine,
+    admission, ...) is at `client.app_state`."""
     app = create_app(engine_settings(**settings), engine=engine)
     async with (
         LifespanManager(app) as manager,
@@ -23,4 +24,5 @@ async def app_client(engine: Engine, **settings: object) -> AsyncIterator[httpx.
             transport=httpx.ASGITransport(app=manager.app), base_url="http://test", timeout=120
         ) as http,
     ):
+        http.app_state = app.state  # type: ignore[attr-defined]
         yield http

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from asgi_lifespan import LifespanManager
-
-from server.app import create_app
-from server.engine.base import Engine
 
 
 def sse_events(raw: str) -> list[str]:
@@ -44,20 +38,3 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
         if key == wanted:
             return float(value)
     return 0.0
-
-
-@contextlib.asynccontextmanager
-async def app_client(engine: Engine, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An app with its own settings over the session's engine, in-process over ASGI. The app's
-    state is at `client.app_state` (what the lifespan built: engine, admission, ...)."""
-    from tests.conftest import engine_settings
-
-    app = create_app(engine_settings(**overrides), engine=engine)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://test", timeout=120
-        ) as http,
-    ):
-        http.app_state = app.state  # type: ignore[attr-defined]
-        yield http

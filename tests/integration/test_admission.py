@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from server.engine.base import Engine
-from tests.helpers import app_client, chat, metric_value, sse_events
+from tests.app_client import app_client
+from tests.helpers import chat, metric_value, sse_events
 
 pytestmark = pytest.mark.engine
 logger = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from server.engine.base import Engine
-from tests.helpers import app_client, chat, metric_value
+from tests.app_client import app_client
+from tests.helpers import chat, metric_value
 
 pytestmark = pytest.mark.engine
 

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from server.engine.base import Engine
-from tests.helpers import app_client, chat, sse_events
+from tests.app_client import app_client
+from tests.helpers import chat, sse_events
 
 pytestmark = pytest.mark.engine
 

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from server.engine.base import Engine
-from tests.helpers import app_client, chat
+from tests.app_client import app_client
+from tests.helpers import chat
 
 pytestmark = pytest.mark.engine
 
