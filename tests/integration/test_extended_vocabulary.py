@@ -19,7 +19,8 @@ import pytest
 
 from server.chat_template import NO_TEMPLATE_MESSAGE
 from server.engine.base import Engine
-from tests.helpers import app_client, chat, stream_events
+from tests.app_client import app_client
+from tests.helpers import chat, stream_events
 from tests.tiny_models import CHINESE_WORDS, EXTENDED_VOCAB_SIZE, TINY_CHINESE_MIXTRAL, running
 
 pytestmark = pytest.mark.engine

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from server.engine.base import Engine
-from tests.helpers import app_client, chat, stream_events
+from tests.app_client import app_client
+from tests.helpers import chat, stream_events
 from tests.integration.test_chat import reference_prompt_tokens
 from tests.tiny_models import SLIDING_WINDOW, TINY_MISTRAL_7B_INSTRUCT, running
 

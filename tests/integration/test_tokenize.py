@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from server.engine.base import Engine
-from tests.helpers import app_client
+from tests.app_client import app_client
 
 pytestmark = pytest.mark.engine
 
