@@ -78,7 +78,13 @@ def test_records_in_a_request_carry_its_id(
     assert "request_id" not in outside and "color_message" not in outside
 
 
-def test_uvicorn_writes_no_access_log_and_its_errors_reach_our_handler(root_logging: logging.Logger) -> None:
+def test_uvicorn_writes_no_access_log_and_its_errors_reach_our_handler(
+    root_logging: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As in a fresh server process: no handlers on uvicorn's loggers yet (tests that ran uvicorn or
+    # captured its logs before this one may have left some; monkeypatch puts them back afterwards).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [])
     config = uvicorn.Config("server.app:create_app", **uvicorn_logging("info"))
     config.configure_logging()
     access = logging.getLogger("uvicorn.access")
