@@ -74,10 +74,6 @@ class Admission:
         self._policy = policy
         self._metrics = metrics
 
-    @property
-    def policy(self) -> Policy:
-        return self._policy
-
     def admit(self, key: str | None, sequences: int, prompt_tokens: int, max_new_tokens: int) -> Ticket:
         """Take the request's share of every limit, or raise RateLimitError (nothing taken)."""
         ticket = Ticket(key, sequences, prompt_tokens, prompt_tokens + max_new_tokens)

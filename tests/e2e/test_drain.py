@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 logger = logging.getLogger(__name__)
 
 STREAMS = 10
-MAX_TOKENS = 300  # long enough that the streams are still open while the drain is checked
+MAX_TOKENS = 700  # long enough that the streams are still open while the drain is checked
 
 
 async def _stream(http: httpx.AsyncClient, started: asyncio.Event, counter: list[int]) -> list[str]:
