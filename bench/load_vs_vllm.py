@@ -45,7 +45,7 @@ def model_info(url: str) -> tuple[str, str]:
 
 
 def run_vllm_bench(
-    args: argparse.Namespace, name: str, tokenizer: str, work: Path, tag: str
+    args: argparse.Namespace, name: str, tokenizer: str, work: Path, tag: str, seed: int
 ) -> dict[str, Any]:
     cmd = [
         *vllm_cli(), "bench", "serve",
@@ -54,7 +54,7 @@ def run_vllm_bench(
         "--dataset-name", "random",
         "--random-input-len", str(args.input_len), "--random-output-len", str(args.output_len),
         "--num-prompts", str(args.num_prompts), "--max-concurrency", str(args.concurrency),
-        "--request-rate", "inf", "--ignore-eos", "--temperature", "0", "--seed", str(args.seed),
+        "--request-rate", "inf", "--ignore-eos", "--temperature", "0", "--seed", str(seed),
         "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99", "--disable-tqdm",
         "--save-result", "--result-dir", str(work), "--result-filename", f"{tag}.json",
     ]  # fmt: skip
@@ -74,13 +74,15 @@ def run_vllm_bench(
     }
 
 
-def run_mixtral_load(args: argparse.Namespace, tokenizer: str, work: Path, tag: str) -> dict[str, Any]:
+def run_mixtral_load(
+    args: argparse.Namespace, tokenizer: str, work: Path, tag: str, seed: int
+) -> dict[str, Any]:
     out = work / tag
     cmd = [
         sys.executable, "-m", "clients.load", "--base-url", args.url,
         "--concurrency", str(args.concurrency), "--num-prompts", str(args.num_prompts),
         "--input-len", str(args.input_len), "--output-len", str(args.output_len), "--tokenizer", tokenizer,
-        "--ignore-eos", "--temperature", "0", "--seed", str(args.seed),
+        "--ignore-eos", "--temperature", "0", "--seed", str(seed),
         "--out", str(out), "--no-plots", "--no-progress", "--workers", str(args.workers),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -121,8 +123,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="load-vs-vllm-"))
     theirs, ours = [], []
     for i in range(args.rounds):
-        theirs.append(run_vllm_bench(args, name, tokenizer, work, f"vllm{i}"))
-        ours.append(run_mixtral_load(args, tokenizer, work, f"ours{i}"))
+        # A new seed each round: the same prompts again would hit the server's prefix cache.
+        seed = args.seed + i
+        theirs.append(run_vllm_bench(args, name, tokenizer, work, f"vllm{i}", seed))
+        ours.append(run_mixtral_load(args, tokenizer, work, f"ours{i}", seed))
     a, b = mean_of(theirs), mean_of(ours)
     ratio = {f: round(b[f] / a[f], 4) if a[f] else None for f in FIELDS}
     result = {

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Measured runs on one GPU with room for Mixtral-8x7B in bf16 (an H200: 87 GiB of weights at TP=1).
+# Each run fits one 10-minute slot.
+#
+#   bash bench/gpu_single.sh RUN OUT     RUN: quant-memory | lora | load-agreement
+#
+# quant-memory     our server on Mixtral-8x7B's config with dummy weights, TP=1, once per checkpoint
+#                  shape: AWQ and GPTQ 4-bit (bench/models/mixtral-8x7b-{awq,gptq}: the real config
+#                  plus the quantization_config those checkpoints ship, no --quantization flag: vLLM
+#                  reads the method from the checkpoint, as it would from a downloaded one), then the
+#                  bf16 shape with --quantization fp8. Each start ends with one chat request; the
+#                  weights' memory is vLLM's "Model loading took" line (OUT/quant-memory.json).
+# lora             the GPU tests (tests/gpu): LoRA through the server against PEFT's merged model,
+#                  run-time adapter load/unload, bitsandbytes 4-bit on the tiny Mixtral.
+# load-agreement   one server (ours, TP=1, bf16, our GPU defaults), then, for each load, vLLM's
+#                  `vllm bench serve` and our `mixtral-load` on the same load (bench/load_vs_vllm.py).
+set -euo pipefail
+run=$1
+out=$2
+mkdir -p "$out"
+started=$SECONDS
+left() { echo $((${DEADLINE:-560} - (SECONDS - started))); }
+dummy=(--load-format dummy --tensor-parallel-size 1 --max-model-len 4096 --served-model-name mixtral-8x7b)
+
+case $run in
+  quant-memory)
+    for shape in awq gptq fp8; do
+      if [ "$(left)" -lt 120 ]; then echo "skipping $shape: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
+      model=bench/models/mixtral-8x7b-$shape; extra=()
+      if [ "$shape" = fp8 ]; then model=bench/models/mixtral-8x7b; extra=(--quantization fp8); fi
+      python bench/serve_bench.py run --server ours --label "ours-$shape-tp1" --out "$out" \
+        --prepare-dummy "$model" --points none --warmup none --deadline "$(left)" \
+        -- "${dummy[@]}" --enforce-eager --api-server-count 1 "${extra[@]}" || true
+    done
+    python bench/quant_memory.py "$out" > "$out/quant-memory.json" || true
+    cat "$out/quant-memory.json"
+    ;;
+  lora)
+    python -m pytest tests/gpu -v -rA -p no:cacheprovider 2>&1 | tee "$out/pytest-gpu.log"
+    ;;
+  load-agreement)
+    # SERVER_ARGS replaces the model and engine flags (a CPU dry run: SERVER_ARGS="--max-model-len 1024").
+    if [ -n "${SERVER_ARGS:-}" ]; then read -r -a server_args <<< "$SERVER_ARGS"; else
+      model=$(python -c 'import sys, tempfile; from pathlib import Path; sys.path.insert(0, ".")
+from server.engine.tiny import prepare_dummy_checkpoint
+print(prepare_dummy_checkpoint(Path("bench/models/mixtral-8x7b/config.json"), Path(tempfile.mkdtemp())))')
+      server_args=(--model "$model" "${dummy[@]}")
+    fi
+    setsid python -m server "${server_args[@]}" --port 8000 > "$out/server.log" 2>&1 &
+    server=$!
+    trap 'kill -INT -- -$server 2>/dev/null; sleep 15; kill -KILL -- -$server 2>/dev/null || true' EXIT
+    until curl -sf http://127.0.0.1:8000/health > /dev/null; do
+      kill -0 $server || { tail -50 "$out/server.log"; exit 1; }
+      sleep 1
+    done
+    echo "ready after $((SECONDS - started)) s" | tee "$out/ready.txt"
+    # The first requests a server sees are slower; neither client should get them.
+    PYTHONPATH=. python -m clients.load --base-url http://127.0.0.1:8000 --concurrency 64 --num-prompts 64 \
+      --input-len 512 --output-len 16 --ignore-eos --out "$out/warmup" --no-plots --no-progress > /dev/null
+    for point in ${POINTS:-256:768 64:256 16:96 1:8}; do
+      c=${point%:*}; n=${point#*:}
+      if [ "$(left)" -lt "${NEED:-90}" ]; then echo "skipping c=$c: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
+      python bench/load_vs_vllm.py --url http://127.0.0.1:8000 --out "$out/load_c$c.json" \
+        --concurrency "$c" --num-prompts "$n" --workers 4 --seed "$c" 2> "$out/load_c$c.log"
+    done
+    ;;
+  *) echo "unknown run: $run" >&2; exit 2 ;;
+esac
+nvidia-smi --query-gpu=index,name,memory.used,memory.total --format=csv > "$out/$run.nvidia-smi.csv" || true
