@@ -1,5 +1,6 @@
 """The browser chat page at "/" in headless Chromium against a real server: a message goes in,
-the answer streams out piece by piece, the conversation is kept, tokens/s is shown."""
+the answer streams out piece by piece, the conversation is kept, tokens/s is shown; on a server
+with API keys the page asks for one, asks again while it is refused, and keeps the one that works."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import server_process
 from tests.e2e.browser import chromium
-from tests.e2e.server_process import running_server
+from tests.e2e.server_process import free_port, running_server
 
 pytestmark = pytest.mark.engine
 
@@ -21,6 +23,13 @@ COUNT_UPDATES = """() => {
   window.bubbleUpdates = 0;
   new MutationObserver(() => { window.bubbleUpdates += 1; })
     .observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
+}"""
+# Counts how often the key dialog opens from now on.
+COUNT_KEY_ASKS = """() => {
+  window.keyAsks = 0;
+  const dialog = document.getElementById('key-dialog');
+  new MutationObserver(() => { if (dialog.classList.contains('open')) window.keyAsks += 1; })
+    .observe(dialog, {attributes: true, attributeFilter: ['class']});
 }"""
 
 
@@ -95,3 +104,108 @@ def test_page_streams_an_answer_and_keeps_the_conversation(
     assert page.locator(".message").count() == 0
     send(page, "Fresh start", answers=1)
     assert [m["role"] for m in bodies[2]["messages"]] == ["system", "user"]
+
+
+def chat_authorizations(page: Any) -> list[str | None]:
+    sent: list[str | None] = []
+    page.on(
+        "request",
+        lambda r: (
+            sent.append(r.headers.get("authorization")) if r.url.endswith("/v1/chat/completions") else None
+        ),
+    )
+    return sent
+
+
+def give_key(page: Any, key: str) -> None:
+    """As a user does: type it into the dialog and press its button (the dialog closes at once)."""
+    page.fill("#api-key", key)
+    page.click("#save-key")
+
+
+def wait_for_key_ask(page: Any, asks: int) -> str:
+    """Waits until the dialog has opened `asks` times since COUNT_KEY_ASKS; returns its reason."""
+    page.wait_for_function(f"window.keyAsks === {asks}", timeout=30_000)
+    assert page.locator("#key-dialog").is_visible()
+    return page.text_content("#key-reason") or ""
+
+
+def tab_stops(page: Any, presses: int) -> list[str]:
+    stops = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate("document.activeElement.id"))
+    return stops
+
+
+def test_page_asks_for_a_key_again_while_it_is_refused_and_reuses_the_one_that_works(
+    browser: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys change while the tab is open (a restart on the same port, so the same origin and
+    the same sessionStorage): first the model list asks for the key as the page opens, then a
+    message does."""
+    port = free_port()
+    monkeypatch.setattr(server_process, "free_port", lambda: port)
+    sent = chat_authorizations(page)
+    bodies = chat_bodies(page)
+
+    with running_server("--max-model-len", "2048", "--api-keys", "old-key", log=tmp_path / "a.log") as url:
+        page.goto(url + "/")
+        page.wait_for_selector("#key-dialog.open")
+        assert page.text_content("#key-reason") == (
+            "Missing API key. Send it as the header 'Authorization: Bearer YOUR_KEY'."
+        )
+        # Nothing behind the dialog takes the keyboard: a message sent from there used to take the
+        # place of the model list's retry, and the model name never appeared.
+        assert "prompt" not in tab_stops(page, 9)
+        page.evaluate(COUNT_KEY_ASKS)
+
+        give_key(page, "wrong-key")
+        assert wait_for_key_ask(page, 1) == "Incorrect API key provided."
+        assert page.text_content("#model") == "connecting…"
+
+        give_key(page, "old-key")
+        page.wait_for_function("document.getElementById('model').textContent === 'tiny-mixtral'")
+        page.fill("#max-tokens", "24")
+        send(page, "Hello!", answers=1)
+        send(page, "And again.", answers=2)
+        assert sent == ["Bearer old-key", "Bearer old-key"]
+        assert page.evaluate("window.keyAsks") == 1
+
+    with running_server("--max-model-len", "2048", "--api-keys", "new-key", log=tmp_path / "b.log") as again:
+        assert again == url
+        page.evaluate(COUNT_UPDATES)
+        page.fill("#prompt", "Still there?")
+        page.press("#prompt", "Enter")
+        assert wait_for_key_ask(page, 2) == "Incorrect API key provided."
+
+        give_key(page, "typo")
+        assert wait_for_key_ask(page, 3) == "Incorrect API key provided."
+        assert page.locator(".assistant").nth(2).text_content() == ""  # no answer, no stats
+        assert page.locator(".stats").count() == 2
+        assert page.locator(".error").count() == 0
+
+        page.evaluate("window.bubbleUpdates = 0")
+        give_key(page, "new-key")
+        page.wait_for_function("document.querySelectorAll('.stats').length === 3", timeout=120_000)
+        assert not page.locator("#key-dialog").is_visible()
+        assert page.locator(".assistant").nth(2).text_content()
+        assert page.evaluate("window.bubbleUpdates") > 3  # streamed in pieces
+
+        send(page, "One more.", answers=4)  # the new key is kept: no dialog this time
+        page.screenshot(path=str(tmp_path / "chat-page-key.png"))
+        assert page.evaluate("window.keyAsks") == 3
+        assert sent == ["Bearer old-key"] * 3 + ["Bearer typo"] + ["Bearer new-key"] * 2
+        # The retried request carries the conversation once, not the refused turn twice.
+        assert [m["content"] for m in bodies[4]["messages"] if m["role"] == "user"] == [
+            "Hello!",
+            "And again.",
+            "Still there?",
+        ]
+        assert page.locator(".user").all_text_contents() == [
+            "Hello!",
+            "And again.",
+            "Still there?",
+            "One more.",
+        ]
+        assert page.locator(".error").count() == 0
