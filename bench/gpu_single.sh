@@ -13,7 +13,8 @@
 # lora             the GPU tests (tests/gpu): LoRA through the server against PEFT's merged model,
 #                  run-time adapter load/unload, bitsandbytes 4-bit on the tiny Mixtral.
 # load-agreement   one server (ours, TP=1, bf16, our GPU defaults), then, for each load, vLLM's
-#                  `vllm bench serve` and our `mixtral-load` on the same load (bench/load_vs_vllm.py).
+#                  `vllm bench serve` and our `mixtral-load` on the same load (bench/load_vs_vllm.py);
+#                  POINTS="c:n ..." and ROUNDS (alternations per point) override the defaults.
 set -euo pipefail
 run=$1
 out=$2
@@ -61,7 +62,7 @@ print(prepare_dummy_checkpoint(Path("bench/models/mixtral-8x7b/config.json"), Pa
       c=${point%:*}; n=${point#*:}
       if [ "$(left)" -lt "${NEED:-90}" ]; then echo "skipping c=$c: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
       python bench/load_vs_vllm.py --url http://127.0.0.1:8000 --out "$out/load_c$c.json" \
-        --concurrency "$c" --num-prompts "$n" --workers 4 --seed "$c" 2> "$out/load_c$c.log"
+        --concurrency "$c" --num-prompts "$n" --workers 4 --seed "$c" --rounds "${ROUNDS:-1}" 2> "$out/load_c$c.log"
     done
     ;;
   *) echo "unknown run: $run" >&2; exit 2 ;;
