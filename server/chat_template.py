@@ -10,8 +10,9 @@ separated by a blank line, which is also what mistral-common does.
 Which template serves chat is detected, never assumed: the operator's `--chat-template` file, else
 the tokenizer's own template. When that template renders Mixtral-Instruct's [INST] format (the
 known jinja sources, or any template that renders a probe conversation to the same text), our
-renderer above serves it; any other template is rendered as the model's jinja. With none, the
-model is a base model: completions only, and chat is a 400 that says how to configure a template.
+renderer above serves it; any other template is rendered as the model's jinja, with message text
+kept plain text there too (server/jinja_prompt.py). With none, the model is a base model:
+completions only, and chat is a 400 that says how to configure a template.
 Requests can never supply a template.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from server.errors import InvalidRequestError
+from server.jinja_prompt import render_jinja_ids
 from server.known_templates import KNOWN_MIXTRAL_INSTRUCT
 from server.tokenizer import Tokenizer
 
@@ -143,6 +145,7 @@ class ChatTemplate:
             self.source = "mixtral-inst"
         else:
             self.source = "jinja"
+            tokenizer.encode_markup("", [])  # builds its tokenizer copy now, not in the first request
 
     @classmethod
     def load(cls, tokenizer: Tokenizer, path: Path | None) -> ChatTemplate:
@@ -161,8 +164,8 @@ class ChatTemplate:
         from jinja2 import TemplateError
 
         try:
-            return self._tokenizer.apply_jinja_template(
-                [{"role": m.role, "content": m.text} for m in messages], self._jinja
+            return render_jinja_ids(
+                self._tokenizer, self._jinja or "", [{"role": m.role, "content": m.text} for m in messages]
             )
         except TemplateError as exc:  # the model's template refused the conversation
             raise InvalidRequestError(f"The model's chat template rejected the messages: {exc}") from exc

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from server.markup_encoder import MarkupEncoder, Span, control_tokens
+
 
 class Tokenizer:
-    """A thin wrapper so the rest of the server depends on four methods, not on transformers."""
+    """A thin wrapper so the rest of the server depends on a few methods, not on transformers."""
 
     def __init__(self, hf_tokenizer: Any) -> None:
         self._hf = hf_tokenizer
@@ -17,6 +20,8 @@ class Tokenizer:
         self.chat_template: str | None = getattr(hf_tokenizer, "chat_template", None) or None
         self.bos_token: str = hf_tokenizer.bos_token or ""
         self.eos_token: str = hf_tokenizer.eos_token or ""
+        self.control_tokens: dict[int, str] = control_tokens(hf_tokenizer)
+        self._markup: MarkupEncoder | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
@@ -40,15 +45,24 @@ class Tokenizer:
         text: str = self._hf.decode(ids, skip_special_tokens=True)
         return text
 
-    def apply_jinja_template(self, messages: list[dict[str, str]], template: str | None = None) -> list[int]:
-        """`template`: a jinja source to use instead of the tokenizer's own."""
-        ids = self._hf.apply_chat_template(
-            messages, chat_template=template, tokenize=True, add_generation_prompt=True, return_dict=False
-        )
+    def encode_rendered(self, text: str) -> list[int]:
+        """A prompt a chat template rendered, tokenized as transformers' apply_chat_template does:
+        no BOS added (the template writes its own), and every control token the text spells is one."""
+        ids: list[int] = self._hf(text, add_special_tokens=False)["input_ids"]
         return list(ids)
 
+    def encode_markup(self, text: str, content: Sequence[Span]) -> list[int] | None:
+        """A rendered prompt whose `content` spans (message text) are plain text: control tokens
+        count only in the template's markup (server/markup_encoder.py). None where this tokenizer
+        cannot do that (not a fast tokenizer)."""
+        if not MarkupEncoder.supports(self._hf):
+            return None
+        if self._markup is None:  # a tokenizer copy, built once (ChatTemplate asks at startup)
+            self._markup = MarkupEncoder(self._hf)
+        return self._markup.encode(text, content)
+
     def jinja_text(self, messages: list[dict[str, str]], template: str) -> str:
-        """The prompt text `template` renders, before tokenization (to recognise a template's format)."""
+        """The prompt text `template` renders, with the generation prompt, before tokenization."""
         text: str = self._hf.apply_chat_template(
             messages, chat_template=template, tokenize=False, add_generation_prompt=True
         )

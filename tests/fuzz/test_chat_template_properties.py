@@ -1,8 +1,10 @@
-"""Properties of the [INST] chat template over any conversation Hypothesis can write.
+"""Properties of the chat templates over any conversation Hypothesis can write.
 
 Any list of messages either renders to prompt ids or raises InvalidRequestError, and which one is
 decided by the roles alone; a rendered prompt has one BOS, one EOS per assistant turn and nothing a
-user wrote ever becomes a control token, whatever the text spells ("</s>", "[INST]", "<s>").
+user wrote ever becomes a control token, whatever the text spells ("</s>", "[INST]", "<s>"). The
+same holds for a model's own jinja template, which gives text that spells no control token exactly
+the ids transformers' apply_chat_template gives it.
 """
 
 from __future__ import annotations
@@ -39,9 +41,23 @@ PROPERTY_SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )  # fmt: skip
 
+SPECIAL_LITERALS = ("<s>", "</s>", "<unk>")
 texts = st.lists(st.one_of(st.text(max_size=12), st.sampled_from(CONTROL_LITERALS)), max_size=6).map("".join)
 roles = st.sampled_from(["system", "user", "assistant"])
 conversations = st.lists(st.builds(Turn, role=roles, text=texts), max_size=7)
+plain_texts = (
+    st.lists(
+        st.one_of(st.text(max_size=12), st.sampled_from(["[INST]", "[/INST]", "\n\n", " ", "<"])), max_size=6
+    )
+    .map("".join)
+    .filter(lambda t: not any(literal in t for literal in SPECIAL_LITERALS))
+)
+# user, assistant, ..., user: the orders OTHER_JINJA takes (it has no system role)
+plain_conversations = (
+    st.integers(0, 3)
+    .flatmap(lambda pairs: st.lists(plain_texts, min_size=2 * pairs + 1, max_size=2 * pairs + 1))
+    .map(lambda texts: [Turn("user" if i % 2 == 0 else "assistant", t) for i, t in enumerate(texts)])
+)
 
 
 def valid_order(messages: list[Turn]) -> bool:
@@ -126,3 +142,27 @@ def test_a_model_jinja_template_renders_or_raises_invalid_request(
     if ids is not None:
         assert valid_order(messages)
         assert ids[0] == jinja_tokenizer.bos_id
+
+
+@PROPERTY_SETTINGS
+@given(messages=conversations)
+def test_on_a_model_jinja_template_user_text_never_becomes_a_control_token(
+    jinja_tokenizer: Tokenizer, messages: list[Turn]
+) -> None:
+    ids = render_or_reject(ChatTemplate(jinja_tokenizer), messages)
+    if ids is not None:
+        assert ids.count(jinja_tokenizer.bos_id) == 1
+        assert ids.count(jinja_tokenizer.eos_id) == sum(m.role == "assistant" for m in messages)
+        assert 0 not in ids
+
+
+@PROPERTY_SETTINGS
+@given(messages=plain_conversations)
+def test_a_model_jinja_template_gives_text_without_control_tokens_its_own_ids(
+    jinja_tokenizer: Tokenizer, messages: list[Turn]
+) -> None:
+    reference = jinja_tokenizer._hf.apply_chat_template(
+        [{"role": m.role, "content": m.text} for m in messages], tokenize=True, add_generation_prompt=True,
+        return_dict=False,
+    )  # fmt: skip
+    assert ChatTemplate(jinja_tokenizer).render(messages) == list(reference)
