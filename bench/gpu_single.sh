@@ -37,7 +37,13 @@ case $run in
     cat "$out/quant-memory.json"
     ;;
   lora)
-    python -m pytest tests/gpu -v -rA -p no:cacheprovider 2>&1 | tee "$out/pytest-gpu.log"
+    # --basetemp under OUT keeps the servers' logs (the tests' tmp_path) with the results; -s the
+    # tests' own figures. Each test file on its own, so one that hangs cannot hide the other's result.
+    for file in tests/gpu/test_lora_merge.py tests/gpu/test_bitsandbytes.py; do
+      name=$(basename "$file" .py)
+      timeout "${TEST_TIMEOUT:-240}" python -m pytest "$file" -v -s -rA -p no:cacheprovider \
+        --basetemp "$out/$name" 2>&1 | tee "$out/$name.log" || true
+    done
     ;;
   load-agreement)
     # SERVER_ARGS replaces the model and engine flags (a CPU dry run: SERVER_ARGS="--max-model-len 1024").

@@ -37,7 +37,12 @@ PROMPTS = [
     "Les modèles de mélange d'experts",
 ]
 MAX_TOKENS = 24
-LOGPROB_TOLERANCE = 0.1  # between the two engines' log-probability of the same greedy token
+# Between the two runs' log-probabilities of the same greedy token. vLLM's float16 kernels on an
+# H200 (2026-11-23, vLLM 0.26) gave 0.205 apart at one position where both runs chose the same token,
+# and the test then failed on a tolerance of 0.1. The adapter moves log-probabilities by tens (the
+# base model's greedy text differs from the adapter's in every prompt), so 0.5 still tells a merged
+# adapter from a missing or mis-scaled one.
+LOGPROB_TOLERANCE = 0.5
 NEAR_TIE = 0.1  # a split in greedy paths is allowed only where the top two are this close in both
 COMMON = ("--dtype", "float16", "--max-model-len", "512", "--enforce-eager", "--api-server-count", "1")
 
@@ -61,14 +66,15 @@ def greedy(url: str, model: str, prompt: str) -> Greedy:
     return Greedy(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"])
 
 
-def agreeing_prefix(a: Greedy, b: Greedy) -> int:
+def agreeing_prefix(a: Greedy, b: Greedy, gaps: list[float]) -> int:
     """How many greedy tokens the two runs share. They must match token for token with close
-    log-probabilities; a split is accepted only at a near tie in both runs (each run's choice is in
-    the other's top 5 within NEAR_TIE of its best), and nothing after a split is compared."""
+    log-probabilities (each difference is appended to `gaps`); a split is accepted only at a near
+    tie in both runs (each run's choice is in the other's top 5 within NEAR_TIE of its best), and
+    nothing after a split is compared."""
     for i, (ta, tb) in enumerate(zip(a.tokens, b.tokens)):  # noqa: B905 (an early stop shortens one)
         if ta == tb:
-            gap = abs(a.logprobs[i] - b.logprobs[i])
-            assert gap < LOGPROB_TOLERANCE, (i, ta, a.logprobs[i], b.logprobs[i])
+            gaps.append(abs(a.logprobs[i] - b.logprobs[i]))
+            assert gaps[-1] < LOGPROB_TOLERANCE, (i, ta, a.logprobs[i], b.logprobs[i])
             continue
         assert tb in a.top[i] and ta in b.top[i], (i, ta, tb, a.top[i], b.top[i])
         assert a.logprobs[i] - a.top[i][tb] < NEAR_TIE, (i, ta, tb, a.top[i])
@@ -118,8 +124,10 @@ def outputs(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
 
 
 def test_adapter_output_equals_peft_merged_model(outputs: dict[str, Any]) -> None:
-    shared = [agreeing_prefix(a, m) for a, m in zip(outputs["lora"], outputs["merged"], strict=True)]
+    gaps: list[float] = []
+    shared = [agreeing_prefix(a, m, gaps) for a, m in zip(outputs["lora"], outputs["merged"], strict=True)]
     print("greedy tokens shared by adapter and merged runs, per prompt:", shared)  # noqa: T201
+    print(f"log-probability differences: max {max(gaps):.4f}, mean {sum(gaps) / len(gaps):.4f}")  # noqa: T201
     # Splits at near ties are allowed, but the comparison must cover most of what was generated.
     assert sum(shared) >= 0.75 * MAX_TOKENS * len(PROMPTS), shared
 
