@@ -3,7 +3,8 @@
 Precedence: command-line flag, then MIXTRAL_* environment variable, then the default.
 
 Exit status: 0 after a clean stop (SIGTERM/SIGINT, open requests drained), 1 when the engine died
-(a supervisor should start a new server), 3 when the server failed to start.
+(a supervisor should start a new server), 2 for flags that are unknown, out of range or do not go
+together, 3 when the server failed to start.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import uvicorn
+from pydantic import ValidationError
 from pydantic_settings import CliSettingsSource
 
 from server import logs
@@ -43,10 +45,32 @@ def configure_logging(settings: Settings) -> None:
         use_json_engine_logs(settings.cache_dir / "logging", settings.log_level)
 
 
+def flag_errors(exc: ValidationError) -> str:
+    """Settings' validation errors as one line, each named by its flag where it has one."""
+    reasons = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = str(error["loc"][0]) if error["loc"] else None
+        reasons.append(f"--{field.replace('_', '-')}: {message}" if field else message)
+    return "; ".join(reasons)
+
+
+def front_end_count(settings: Settings) -> int:
+    """--api-server-count, else the hardware's default; one with --allow-runtime-lora (adapters
+    loaded at run time live in one process's registry; Settings refuses an explicit count above 1)."""
+    if settings.allow_runtime_lora:
+        return 1
+    return settings.api_server_count or default_api_server_count()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    settings = parse_settings(argv)
+    try:
+        settings = parse_settings(argv)
+    except ValidationError as exc:  # flags that parse but do not go together, or out of range
+        sys.stderr.write(f"mixtral-serve: error: {flag_errors(exc)}\n")
+        sys.exit(2)
     configure_logging(settings)
-    count = settings.api_server_count or default_api_server_count()
+    count = front_end_count(settings)
     if count > 1:
         serve_multiprocess(settings, count)
         return

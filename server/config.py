@@ -204,7 +204,7 @@ class Settings(BaseSettings):
     allow_runtime_lora: bool = Field(
         False,
         description="Serve POST /v1/load_lora_adapter and /v1/unload_lora_adapter (which read any "
-        "path on this host; behind the API key when keys are set).",
+        "path on this host; behind the API key when keys are set). Runs one front-end process.",
     )
 
     @field_validator(
@@ -227,6 +227,18 @@ class Settings(BaseSettings):
         """With `*`, credentials would let every site act as the user: refused, as browsers do."""
         if self.cors_allow_credentials and "*" in self.cors_allow_origins:
             raise ValueError("--cors-allow-credentials cannot be used with --cors-allow-origins '*'")
+        return self
+
+    @model_validator(mode="after")
+    def _runtime_lora_has_one_front_end(self) -> Settings:
+        """Each front-end process keeps its own adapter names and engine ids: an adapter loaded at
+        run time through one would be unknown to the others, and two could give two adapters the
+        same id (the engine would then serve one's weights for the other)."""
+        if self.allow_runtime_lora and (self.api_server_count or 1) > 1:
+            raise ValueError(
+                "--allow-runtime-lora runs one front-end process (an adapter loaded at run time is "
+                "known only to the process that loaded it); drop --api-server-count or set it to 1"
+            )
         return self
 
     @field_validator("lora_modules")

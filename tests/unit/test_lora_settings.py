@@ -34,3 +34,35 @@ def test_cpu_engine_refuses_lora_plainly_instead_of_dying_on_first_step() -> Non
         pytest.skip("the refusal is for vLLM's CPU backend")
     with pytest.raises(ValueError, match="need a GPU"):
         engine_args(Settings(enable_lora=True), "/models/x")
+
+
+def test_runtime_lora_runs_one_front_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server import cli
+
+    monkeypatch.setattr(cli, "default_api_server_count", lambda: 4)  # what a GPU host gets
+    assert cli.front_end_count(Settings()) == 4
+    assert cli.front_end_count(Settings(api_server_count=2)) == 2
+    assert cli.front_end_count(Settings(allow_runtime_lora=True)) == 1
+    assert cli.front_end_count(Settings(allow_runtime_lora=True, api_server_count=1)) == 1
+    # Adapters from --lora-modules are loaded by every front end at start, so several are fine.
+    assert cli.front_end_count(Settings(lora_modules="zh=/a", api_server_count=4)) == 4  # type: ignore[arg-type]
+
+
+def test_runtime_lora_with_several_front_ends_is_refused() -> None:
+    with pytest.raises(ValidationError, match="--allow-runtime-lora runs one front-end process"):
+        Settings(allow_runtime_lora=True, api_server_count=4)
+
+
+def test_flags_that_do_not_go_together_exit_2_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--allow-runtime-lora", "--api-server-count", "2"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mixtral-serve: error: --allow-runtime-lora runs one front-end process")
+    assert "Traceback" not in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--max-num-seqs", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("mixtral-serve: error: --max-num-seqs: Input should be greater")
