@@ -51,7 +51,9 @@ class SamplingFields(StrictModel):
     stop: str | list[str] | None = None
     presence_penalty: Annotated[Float, Field(ge=-2.0, le=2.0)] | None = None
     frequency_penalty: Annotated[Float, Field(ge=-2.0, le=2.0)] | None = None
-    repetition_penalty: Annotated[Float, Field(gt=0.0, le=2.0)] | None = None
+    # At least 0.01: the engine divides positive logits by it, and a vanishing penalty (5e-324, found
+    # by the API fuzzer) under a response_format grammar made the engine fail the request.
+    repetition_penalty: Annotated[Float, Field(ge=0.01, le=2.0)] | None = None
     logit_bias: dict[str, Annotated[Float, Field(ge=-100.0, le=100.0)]] | None = None
     min_tokens: Annotated[int, Field(ge=0), JSON_INT] = 0
     ignore_eos: Bool = False

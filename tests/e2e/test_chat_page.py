@@ -19,10 +19,14 @@ pytestmark = pytest.mark.engine
 
 STATS = re.compile(r"^(\d+) tokens in [\d.]+ s · [\d.]+ tok/s · first token after [\d.]+ s$")
 # Counts how often the newest assistant bubble changes, to tell a stream from one late answer.
+# Counts each change of an answer bubble's text. A MutationObserver's callback runs once for all
+# the changes of one task, and a slow machine can hand the page several streamed events in one read,
+# so the records are counted, not the callbacks.
 COUNT_UPDATES = """() => {
   window.bubbleUpdates = 0;
-  new MutationObserver(() => { window.bubbleUpdates += 1; })
-    .observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
+  new MutationObserver((records) => {
+    window.bubbleUpdates += records.filter((r) => r.target.classList?.contains('assistant')).length;
+  }).observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
 }"""
 # Counts how often the key dialog opens from now on.
 COUNT_KEY_ASKS = """() => {

@@ -95,6 +95,8 @@ def test_top_logprobs_with_logprobs_true_is_accepted() -> None:
         ({"top_k": -2}, "top_k"),
         ({"presence_penalty": 2.1}, "presence_penalty"),
         ({"repetition_penalty": 0}, "repetition_penalty"),
+        ({"repetition_penalty": 5e-324}, "repetition_penalty"),
+        ({"repetition_penalty": 0.009}, "repetition_penalty"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_completion_tokens": 0}, "max_completion_tokens"),
         ({"seed": -1}, "seed"),
