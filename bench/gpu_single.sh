@@ -39,6 +39,7 @@ case $run in
   lora)
     # --basetemp under OUT keeps the servers' logs (the tests' tmp_path) with the results; -s the
     # tests' own figures. Each test file on its own, so one that hangs cannot hide the other's result.
+    # The generated checkpoints land there too: leave out *.safetensors when copying OUT away.
     for file in tests/gpu/test_lora_merge.py tests/gpu/test_bitsandbytes.py; do
       name=$(basename "$file" .py)
       timeout "${TEST_TIMEOUT:-240}" python -m pytest "$file" -v -s -rA -p no:cacheprovider \
