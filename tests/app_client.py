@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -25,4 +26,13 @@ async def app_client(engine: Engine, **settings: object) -> AsyncIterator[httpx.
         ) as http,
     ):
         http.app_state = app.state  # type: ignore[attr-defined]
+        yield http
+
+
+@asynccontextmanager
+async def template_client(engine: Engine, template: str, folder: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """app_client with `template` as the operator's --chat-template file, written into `folder`."""
+    path = folder / "chat.jinja"
+    path.write_text(template)
+    async with app_client(engine, chat_template=path) as http:
         yield http

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,19 @@ def build(shape: str, directory: Path) -> Any:
     if shape == "chatml-stripping":
         hf.add_special_tokens({"additional_special_tokens": chatml_tokens()})
     return hf
+
+
+_RANGES = [(0x20, 0x7E), (0xA0, 0x24F), (0x400, 0x4FF), (0x4E00, 0x9FFF), (0x1F300, 0x1F64F)]
+
+
+def random_text(rng: random.Random, pieces: int, special_share: float, specials: Sequence[str]) -> str:
+    """Up to `pieces` pieces of any script, each one of `specials` (whitespace, markup-like text)
+    with probability `special_share`: SentencePiece treats a leading space specially."""
+    out = []
+    for _ in range(rng.randint(0, pieces)):
+        if rng.random() < special_share:
+            out.append(rng.choice(list(specials)))
+        else:
+            low, high = rng.choice(_RANGES)
+            out.append(chr(rng.randint(low, high)))
+    return "".join(out)

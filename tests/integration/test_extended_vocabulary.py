@@ -19,7 +19,7 @@ import pytest
 
 from server.chat_template import NO_TEMPLATE_MESSAGE
 from server.engine.base import Engine
-from tests.app_client import app_client
+from tests.app_client import app_client, template_client
 from tests.helpers import chat, stream_events
 from tests.tiny_models import CHINESE_WORDS, EXTENDED_VOCAB_SIZE, TINY_CHINESE_MIXTRAL, running
 
@@ -45,9 +45,7 @@ async def base(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
 async def templated(
     engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[httpx.AsyncClient]:
-    path = tmp_path_factory.mktemp("template") / "chat.jinja"
-    path.write_text(OPERATOR_TEMPLATE)
-    async with app_client(engine, chat_template=path) as http:
+    async with template_client(engine, OPERATOR_TEMPLATE, tmp_path_factory.mktemp("template")) as http:
         yield http
 
 

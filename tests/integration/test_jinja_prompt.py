@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from server.engine.base import Engine
-from tests.app_client import app_client
+from tests.app_client import template_client
 
 pytestmark = pytest.mark.engine
 
@@ -28,9 +28,7 @@ TEMPLATE = (
 async def templated(
     engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[httpx.AsyncClient]:
-    path = tmp_path_factory.mktemp("template") / "chat.jinja"
-    path.write_text(TEMPLATE)
-    async with app_client(engine, chat_template=path) as http:
+    async with template_client(engine, TEMPLATE, tmp_path_factory.mktemp("template")) as http:
         assert http.app_state.server.template.source == "jinja"  # type: ignore[attr-defined]
         yield http
 

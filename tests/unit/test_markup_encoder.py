@@ -12,7 +12,7 @@ import pytest
 
 from server.errors import InvalidRequestError
 from server.markup_encoder import MarkupEncoder, Span
-from tests.tokenizer_shapes import SHAPES, build
+from tests.tokenizer_shapes import SHAPES, build, random_text
 
 BOS, EOS = 1, 2
 FAST_SHAPES = [s for s in SHAPES if s != "slow"]
@@ -27,26 +27,15 @@ MARKUPS = (
     "<s>  {}  </s> {}",
     "{}{}",
 )
-_RANGES = [(0x20, 0x7E), (0xA0, 0x24F), (0x400, 0x4FF), (0x4E00, 0x9FFF), (0x1F300, 0x1F64F)]
-
-
-def random_text(rng: random.Random) -> str:
-    """Any script, and whitespace anywhere: SentencePiece treats a leading space specially."""
-    out = []
-    for _ in range(rng.randint(0, 16)):
-        if rng.random() < 0.25:
-            out.append(rng.choice([" ", "  ", "\n", "\t", "\n\n", " \n", "[INST]", "你好"]))
-        else:
-            low, high = rng.choice(_RANGES)
-            out.append(chr(rng.randint(low, high)))
-    return "".join(out)
+SPECIALS = (" ", "  ", "\n", "\t", "\n\n", " \n", "[INST]", "你好")
 
 
 def benign_cases(count: int) -> list[tuple[str, list[Span]]]:
     rng = random.Random(7)
     cases = []
     for _ in range(count):
-        cases.append(fill(rng.choice(MARKUPS), random_text(rng), random_text(rng)))
+        markup = rng.choice(MARKUPS)  # drawn first, then the two texts, as the cases always were
+        cases.append(fill(markup, *(random_text(rng, 16, 0.25, SPECIALS) for _ in range(2))))
     return cases
 
 
