@@ -8,7 +8,8 @@ completion_tokens) for one endpoint, groups the requests into runs (a request th
 invocations) and prints, per run: requests, output tokens, the span from the first request's start
 to the last one's end, output tokens per second over that span, and TTFB percentiles. A load tester
 that measures correctly reports what the server saw; this is the third number to hold both clients
-to. Only the standard library: it runs where the benchmark ran.
+to. Its percentiles are mixtral-load's own (clients/load/stats.py), so the two read alike; it needs
+the checkout and httpx (which the clients package imports), as load_vs_vllm.py does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import statistics
 import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout, for clients.load
+from clients.load.stats import percentile  # noqa: E402
 
 
 def access_lines(path: Path, endpoint: str) -> list[tuple[float, float, dict[str, Any]]]:
@@ -46,10 +50,6 @@ def split_runs(rows: list[tuple[float, float, dict[str, Any]]], gap_s: float) ->
         runs[-1].append(row)
         last_end = max(last_end, row[1])
     return runs
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
 def summarize(run: list[tuple[float, float, dict[str, Any]]]) -> dict[str, Any]:
