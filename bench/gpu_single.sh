@@ -10,8 +10,12 @@
 #                  reads the method from the checkpoint, as it would from a downloaded one), then the
 #                  bf16 shape with --quantization fp8. Each start ends with one chat request; the
 #                  weights' memory is vLLM's "Model loading took" line (OUT/quant-memory.json).
+#                  RANK_OF_TP=2: the same on the shapes one GPU holds at TP=2 (bench/rank_shape.py),
+#                  for want of a machine with two GPUs, plus the bf16 shape itself, whose TP=2 run
+#                  on two GPUs was measured (43.51 GiB per GPU): the check on the method.
 # lora             the GPU tests (tests/gpu): LoRA through the server against PEFT's merged model,
-#                  run-time adapter load/unload, bitsandbytes 4-bit on the tiny Mixtral.
+#                  run-time adapter load/unload, no kernel compiles while serving adapters,
+#                  bitsandbytes 4-bit on the tiny Mixtral.
 # load-agreement   one server (ours, TP=1, bf16, our GPU defaults), then, for each load, vLLM's
 #                  `vllm bench serve` and our `mixtral-load` on the same load (bench/load_vs_vllm.py);
 #                  POINTS="c:n ..." and ROUNDS (alternations per point) override the defaults.
@@ -25,11 +29,15 @@ dummy=(--load-format dummy --tensor-parallel-size 1 --max-model-len 4096 --serve
 
 case $run in
   quant-memory)
-    for shape in awq gptq fp8; do
+    shapes="awq gptq fp8"; tp=tp1
+    if [ -n "${RANK_OF_TP:-}" ]; then shapes="bf16 awq gptq fp8"; tp=tp${RANK_OF_TP}rank; fi
+    for shape in $shapes; do
       if [ "$(left)" -lt 120 ]; then echo "skipping $shape: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
       model=bench/models/mixtral-8x7b-$shape; extra=()
       if [ "$shape" = fp8 ]; then model=bench/models/mixtral-8x7b; extra=(--quantization fp8); fi
-      python bench/serve_bench.py run --server ours --label "ours-$shape-tp1" --out "$out" \
+      if [ "$shape" = bf16 ]; then model=bench/models/mixtral-8x7b; fi
+      if [ -n "${RANK_OF_TP:-}" ]; then model=$(python bench/rank_shape.py "$model" "$RANK_OF_TP" "$(mktemp -d)"); fi
+      python bench/serve_bench.py run --server ours --label "ours-$shape-$tp" --out "$out" \
         --prepare-dummy "$model" --points none --warmup none --deadline "$(left)" \
         -- "${dummy[@]}" --enforce-eager --api-server-count 1 "${extra[@]}" || true
     done
@@ -40,10 +48,12 @@ case $run in
     # --basetemp under OUT keeps the servers' logs (the tests' tmp_path) with the results; -s the
     # tests' own figures. Each test file on its own, so one that hangs cannot hide the other's result.
     # The generated checkpoints land there too: leave out *.safetensors when copying OUT away.
-    for file in tests/gpu/test_lora_merge.py tests/gpu/test_bitsandbytes.py; do
+    # A test that timed out leaves its server running: stopped before the next file starts.
+    for file in tests/gpu/test_lora_merge.py tests/gpu/test_lora_warmup.py tests/gpu/test_bitsandbytes.py; do
       name=$(basename "$file" .py)
       timeout "${TEST_TIMEOUT:-240}" python -m pytest "$file" -v -s -rA -p no:cacheprovider \
         --basetemp "$out/$name" 2>&1 | tee "$out/$name.log" || true
+      pkill -INT -f "python -m server" && sleep 10 && pkill -KILL -f "python -m server" || true
     done
     ;;
   load-agreement)

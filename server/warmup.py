@@ -11,6 +11,13 @@ left 8 compiles (configs of the 1024 and 1536-2048 classes) to serving; vLLM's l
 specialization off, so that this case closes the gap is inferred, not yet measured. Without
 this, the first long prompts after start-up pay those compiles as latency spikes. With the compile
 caches kept on disk (see --cache-dir), a warm restart loads them instead of compiling.
+
+With LoRA adapters loaded at start (--lora-modules), the same prompts run again through the first
+of them: vLLM's LoRA kernels (Triton shrink/expand) are compiled on first use too, and CUDA-graph
+capture (with its dummy adapters) covers only the decode range. One adapter covers all: vLLM stacks
+every adapter's weights padded to --max-lora-rank, so the kernels see the same shapes whichever
+adapter a request names. Each route also gets one short prompt, which is all an engine that
+captures no CUDA graphs (--enforce-eager) would otherwise meet first while serving.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ logger = logging.getLogger(__name__)
 PREFILL_SIZE_CLASSES = (520, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
 SPECIALIZATION_OFFSETS = (0, 3, 4)  # the classes are multiples of 8
 FIRST_ORDINARY_TOKEN = 100  # past the control tokens
+SHORT_PROMPT = 32
 
 
 def prefill_sizes(max_model_len: int, max_num_batched_tokens: int) -> list[int]:
@@ -41,21 +49,25 @@ def prefill_sizes(max_model_len: int, max_num_batched_tokens: int) -> list[int]:
 
 
 async def warm_up(engine: Engine) -> float:
-    """Runs the prompts one at a time (each its own engine step); returns the seconds it took."""
+    """Runs the prompts one at a time (each its own engine step), on the base model and then
+    through the first LoRA adapter if any; returns the seconds it took."""
     card = engine.model_card
     rng = random.Random(0)
     start = time.perf_counter()
-    sizes = prefill_sizes(card.max_model_len, card.max_num_batched_tokens)
-    for i, size in enumerate(sizes):
-        # Distinct random tokens, so prefix caching cannot shorten a later prompt.
-        ids = [rng.randrange(FIRST_ORDINARY_TOKEN, card.vocab_size) for _ in range(size)]
-        request = GenerateRequest(
-            f"warmup-{i}", ids, SamplingOptions(max_tokens=2, temperature=0.0, ignore_eos=True)
-        )
-        stream = engine.generate(request)
-        async with contextlib.aclosing(stream):
-            async for _ in stream:
-                pass
+    sizes = [SHORT_PROMPT, *prefill_sizes(card.max_model_len, card.max_num_batched_tokens)]
+    adapters = engine.adapters()
+    routes: list[str | None] = [None, adapters[0].name] if adapters else [None]
+    for route in routes:
+        for size in sizes:
+            # Distinct random tokens, so prefix caching cannot shorten a later prompt.
+            ids = [rng.randrange(FIRST_ORDINARY_TOKEN, card.vocab_size) for _ in range(size)]
+            options = SamplingOptions(max_tokens=2, temperature=0.0, ignore_eos=True)
+            request = GenerateRequest(f"warmup-{route or 'base'}-{size}", ids, options, adapter=route)
+            stream = engine.generate(request)
+            async with contextlib.aclosing(stream):
+                async for _ in stream:
+                    pass
     elapsed = time.perf_counter() - start
-    logger.info("warm-up: %d prefill sizes %s in %.1f s", len(sizes), sizes, elapsed)
+    through = f" (base model and adapter '{routes[1]}')" if len(routes) > 1 else ""
+    logger.info("warm-up: %d prompt sizes %s%s in %.1f s", len(sizes), sizes, through, elapsed)
     return elapsed
