@@ -12,12 +12,20 @@ specialization off, so that this case closes the gap is inferred, not yet measur
 this, the first long prompts after start-up pay those compiles as latency spikes. With the compile
 caches kept on disk (see --cache-dir), a warm restart loads them instead of compiling.
 
-With LoRA adapters loaded at start (--lora-modules), the same prompts run again through the first
-of them: vLLM's LoRA kernels (Triton shrink/expand) are compiled on first use too, and CUDA-graph
-capture (with its dummy adapters) covers only the decode range. One adapter covers all: vLLM stacks
-every adapter's weights padded to --max-lora-rank, so the kernels see the same shapes whichever
-adapter a request names. Each route also gets one short prompt, which is all an engine that
-captures no CUDA graphs (--enforce-eager) would otherwise meet first while serving.
+With LoRA adapters loaded at start (--lora-modules), prompts also run through the first of them:
+vLLM's LoRA kernels are Triton kernels compiled on first use too, and CUDA-graph capture (with its
+dummy adapters) covers only the decode range. One adapter covers all: vLLM stacks every adapter's
+weights padded to --max-lora-rank, so the kernels see the same shapes whichever adapter a request
+names. The sizes are denser than the base model's: the MoE LoRA kernel (vLLM 0.26's
+`_fused_moe_lora_one_shot_kernel`) also compiles a variant per value of its NPID_FACTOR, which vLLM
+picks from the step's token count against the GPU's SM count, with boundaries that fall inside the
+size classes above. On one H200 (tiny Mixtral, max-model-len 2048) a warm-up of the base sizes alone
+left two such compiles to prompts of 1,900 and 2,000 tokens. So the adapter route steps through the
+eager range every ADAPTER_STEP tokens up to 2,048, at M % 8 == 0 and 3 (the kernel's only token-count argument
+is 2M, specialized on divisibility by 16), plus the base sizes. Batches with several adapters
+active at once multiply the kernel's work and can pick other variants; those are not covered. Each
+route also gets one short prompt, which is all an engine that captures no CUDA graphs
+(--enforce-eager) would otherwise meet first while serving.
 """
 
 from __future__ import annotations
@@ -36,6 +44,10 @@ PREFILL_SIZE_CLASSES = (520, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
 SPECIALIZATION_OFFSETS = (0, 3, 4)  # the classes are multiples of 8
 FIRST_ORDINARY_TOKEN = 100  # past the control tokens
 SHORT_PROMPT = 32
+CUDA_GRAPH_RANGE = 512  # vLLM's largest captured batch by default: larger steps run eagerly
+ADAPTER_STEP = 64
+FINE_UP_TO, COARSE_STEP = 2048, 256  # beyond our GPU default step size, coarser: fewer long prompts
+ADAPTER_OFFSETS = (0, 3)
 
 
 def prefill_sizes(max_model_len: int, max_num_batched_tokens: int) -> list[int]:
@@ -48,16 +60,28 @@ def prefill_sizes(max_model_len: int, max_num_batched_tokens: int) -> list[int]:
     return sorted(sizes)
 
 
+def adapter_sizes(max_model_len: int, max_num_batched_tokens: int) -> list[int]:
+    """The base sizes, plus every ADAPTER_STEP tokens of the eager range (every COARSE_STEP above
+    FINE_UP_TO) at M % 8 == 0 and 3."""
+    cap = min(max_model_len - 1, max_num_batched_tokens)
+    fine = range(CUDA_GRAPH_RANGE + ADAPTER_STEP, min(cap, FINE_UP_TO) + 1, ADAPTER_STEP)
+    steps = [*fine, *range(FINE_UP_TO + COARSE_STEP, cap + 1, COARSE_STEP)]
+    dense = {n + delta for n in steps for delta in ADAPTER_OFFSETS if n + delta <= cap}
+    return sorted(dense | set(prefill_sizes(max_model_len, max_num_batched_tokens)))
+
+
 async def warm_up(engine: Engine) -> float:
     """Runs the prompts one at a time (each its own engine step), on the base model and then
     through the first LoRA adapter if any; returns the seconds it took."""
     card = engine.model_card
     rng = random.Random(0)
     start = time.perf_counter()
-    sizes = [SHORT_PROMPT, *prefill_sizes(card.max_model_len, card.max_num_batched_tokens)]
+    limits = (card.max_model_len, card.max_num_batched_tokens)
     adapters = engine.adapters()
-    routes: list[str | None] = [None, adapters[0].name] if adapters else [None]
-    for route in routes:
+    routes: list[tuple[str | None, list[int]]] = [(None, [SHORT_PROMPT, *prefill_sizes(*limits)])]
+    if adapters:
+        routes.append((adapters[0].name, [SHORT_PROMPT, *adapter_sizes(*limits)]))
+    for route, sizes in routes:
         for size in sizes:
             # Distinct random tokens, so prefix caching cannot shorten a later prompt.
             ids = [rng.randrange(FIRST_ORDINARY_TOKEN, card.vocab_size) for _ in range(size)]
@@ -67,7 +91,12 @@ async def warm_up(engine: Engine) -> float:
             async with contextlib.aclosing(stream):
                 async for _ in stream:
                     pass
+        logger.info(
+            "warm-up of %s: %d prompt sizes %s",
+            f"adapter '{route}'" if route else "the base model",
+            len(sizes),
+            sizes,
+        )
     elapsed = time.perf_counter() - start
-    through = f" (base model and adapter '{routes[1]}')" if len(routes) > 1 else ""
-    logger.info("warm-up: %d prompt sizes %s%s in %.1f s", len(sizes), sizes, through, elapsed)
+    logger.info("warm-up: %d prompts in %.1f s", sum(len(sizes) for _, sizes in routes), elapsed)
     return elapsed

@@ -40,6 +40,7 @@ from server.engine.base import (
     TokenLogprob,
     TopLogprob,
 )
+from server.engine.model_shape import is_mixture_of_experts
 from server.engine.tiny import ensure_tiny_model
 from server.engine.vllm_lora import LoRARegistry
 from server.engine.vllm_quantization import check_quantization
@@ -135,7 +136,7 @@ def use_persistent_compile_caches(cache_dir: Path) -> None:
 
 
 def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
-    check_quantization(settings.quantization)
+    check_quantization(settings.quantization, model_path)
     use_persistent_compile_caches(settings.cache_dir)
     kwargs: dict[str, Any] = {
         "model": model_path,
@@ -160,9 +161,10 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
         "disable_log_stats": True,  # our stats recorder turns stats on; no periodic log spam
         "structured_outputs_config": engine_config(),
     }
-    if settings.lora_enabled() and current_platform.is_cpu():
+    if settings.lora_enabled() and current_platform.is_cpu() and is_mixture_of_experts(model_path):
         # vLLM (0.32) runs MoE layers on Triton's fused-MoE kernel whenever LoRA is on, whatever the
         # adapter targets; the CPU backend has no Triton, so its engine would die on the first step.
+        # Dense models (Mistral-7B) run LoRA on the CPU backend.
         raise ValueError(
             "LoRA adapters on a Mixtral (MoE) model need a GPU: vLLM's CPU backend cannot run them."
         )

@@ -65,7 +65,7 @@ def test_no_kernel_compiles_while_serving_adapters(tmp_path: Path) -> None:
         log=log,
     ) as url:  # fmt: skip
         text = log.read_text(errors="replace")
-        assert "and adapter 'zh-lora'" in text, "the warm-up did not run through the adapter"
+        assert "warm-up of adapter 'zh-lora'" in text, "the warm-up did not run through the adapter"
         served_from = len(text)
         asyncio.run(serve_every_shape(url))
     served = log.read_text(errors="replace")[served_from:]

@@ -1,4 +1,4 @@
-"""--lora-modules parsing, and the plain refusal of LoRA on the CPU backend."""
+"""--lora-modules parsing, and the plain refusal of LoRA on Mixtral on the CPU backend."""
 
 from __future__ import annotations
 
@@ -25,15 +25,21 @@ def test_lora_is_off_unless_asked_for() -> None:
     assert Settings(allow_runtime_lora=True).lora_enabled()
 
 
-def test_cpu_engine_refuses_lora_plainly_instead_of_dying_on_first_step() -> None:
+def test_cpu_engine_refuses_lora_on_mixtral_plainly_instead_of_dying_on_first_step() -> None:
     from vllm.platforms import current_platform
 
+    from server.engine.tiny import ensure_model, ensure_tiny_model
     from server.engine.vllm import engine_args
+    from tests.conftest import cache_dir
+    from tests.tiny_models import TINY_MISTRAL_7B_INSTRUCT
 
     if not current_platform.is_cpu():
         pytest.skip("the refusal is for vLLM's CPU backend")
     with pytest.raises(ValueError, match="need a GPU"):
-        engine_args(Settings(enable_lora=True), "/models/x")
+        engine_args(Settings(enable_lora=True), str(ensure_tiny_model(cache_dir())))
+    # A dense model runs LoRA on the CPU backend (tests/integration/test_lora_dense.py).
+    dense = engine_args(Settings(enable_lora=True), str(ensure_model(cache_dir(), TINY_MISTRAL_7B_INSTRUCT)))
+    assert dense.enable_lora
 
 
 def test_runtime_lora_runs_one_front_end(monkeypatch: pytest.MonkeyPatch) -> None:
