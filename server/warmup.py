@@ -21,11 +21,12 @@ names. The sizes are denser than the base model's: the MoE LoRA kernel (vLLM 0.2
 picks from the step's token count against the GPU's SM count, with boundaries that fall inside the
 size classes above. On one H200 (tiny Mixtral, max-model-len 2048) a warm-up of the base sizes alone
 left two such compiles to prompts of 1,900 and 2,000 tokens. So the adapter route steps through the
-eager range every ADAPTER_STEP tokens up to 2,048, at M % 8 == 0 and 3 (the kernel's only token-count argument
-is 2M, specialized on divisibility by 16), plus the base sizes. Batches with several adapters
-active at once multiply the kernel's work and can pick other variants; those are not covered. Each
-route also gets one short prompt, which is all an engine that captures no CUDA graphs
-(--enforce-eager) would otherwise meet first while serving.
+eager range every ADAPTER_STEP tokens up to 2,048, at the same three residues as the base sizes:
+a second run, stepping at M % 8 == 0 and 3 only, still left one compile to the 1,900-token prompt
+(M % 8 == 4), which fits the padded token count (2M + 8 * 127) being an argument here too.
+Batches with several adapters active at once multiply the kernel's work and can pick other
+variants; those are not covered. Each route also gets one short prompt, which is all an engine
+that captures no CUDA graphs (--enforce-eager) would otherwise meet first while serving.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ SHORT_PROMPT = 32
 CUDA_GRAPH_RANGE = 512  # vLLM's largest captured batch by default: larger steps run eagerly
 ADAPTER_STEP = 64
 FINE_UP_TO, COARSE_STEP = 2048, 256  # beyond our GPU default step size, coarser: fewer long prompts
-ADAPTER_OFFSETS = (0, 3)
 
 
 def prefill_sizes(max_model_len: int, max_num_batched_tokens: int) -> list[int]:
@@ -62,11 +62,11 @@ def prefill_sizes(max_model_len: int, max_num_batched_tokens: int) -> list[int]:
 
 def adapter_sizes(max_model_len: int, max_num_batched_tokens: int) -> list[int]:
     """The base sizes, plus every ADAPTER_STEP tokens of the eager range (every COARSE_STEP above
-    FINE_UP_TO) at M % 8 == 0 and 3."""
+    FINE_UP_TO) at M % 8 == 0, 4 and 3."""
     cap = min(max_model_len - 1, max_num_batched_tokens)
     fine = range(CUDA_GRAPH_RANGE + ADAPTER_STEP, min(cap, FINE_UP_TO) + 1, ADAPTER_STEP)
     steps = [*fine, *range(FINE_UP_TO + COARSE_STEP, cap + 1, COARSE_STEP)]
-    dense = {n + delta for n in steps for delta in ADAPTER_OFFSETS if n + delta <= cap}
+    dense = {n + delta for n in steps for delta in SPECIALIZATION_OFFSETS if n + delta <= cap}
     return sorted(dense | set(prefill_sizes(max_model_len, max_num_batched_tokens)))
 
 
