@@ -14,8 +14,9 @@ from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
 
 from server.engine.model_shape import is_mixture_of_experts
 
-# The methods the README documents for the Mixtral family, named first in the error.
-DOCUMENTED = ("fp8", "awq", "gptq", "bitsandbytes")
+# The methods the README documents for the Mixtral family, named first in the error
+# (bitsandbytes, for dense models only, is among the others where vLLM has it).
+DOCUMENTED = ("fp8", "awq", "gptq")
 
 
 def check_quantization(method: str | None, model_path: str) -> None:
@@ -30,8 +31,8 @@ def check_quantization(method: str | None, model_path: str) -> None:
         # expert weights arrive unquantized into 4-bit parameters.
         raise ValueError(
             "--quantization bitsandbytes cannot load a mixture-of-experts model such as Mixtral: "
-            f"vLLM {vllm.__version__}'s bitsandbytes loader does not quantize the experts (vLLM 0.26 "
-            "fails at start; 0.32 no longer has the method). For 4-bit Mixtral, serve an AWQ or GPTQ "
+            "vLLM 0.26's bitsandbytes loader does not quantize the experts (its engine fails at start) "
+            "and vLLM 0.32 no longer has the method. For 4-bit Mixtral, serve an AWQ or GPTQ "
             "checkpoint (see the README's Models section)."
         )
     if method is None or method in QUANTIZATION_METHODS:
