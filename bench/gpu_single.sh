@@ -15,7 +15,7 @@
 #                  on two GPUs was measured (43.51 GiB per GPU): the check on the method.
 # lora             the GPU tests (tests/gpu): LoRA through the server against PEFT's merged model,
 #                  run-time adapter load/unload, no kernel compiles while serving adapters,
-#                  bitsandbytes 4-bit on the tiny Mixtral.
+#                  bitsandbytes 4-bit on the tiny Mistral-7B (dense; refused on Mixtral).
 # load-agreement   one server (ours, TP=1, bf16, our GPU defaults), then, for each load, vLLM's
 #                  `vllm bench serve` and our `mixtral-load` on the same load (bench/load_vs_vllm.py);
 #                  POINTS="c:n ..." and ROUNDS (alternations per point) override the defaults.
