@@ -86,8 +86,8 @@ async def greedy(client: httpx.AsyncClient, model: str, prompt: str) -> dict[str
 
 @pytest.fixture(scope="module")
 async def merged_outputs(checkpoints: dict[str, Path], client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    """The merged model's greedy runs, from an engine of its own, started after the adapter's runs
-    (`client` first: both engines at once would not fit the CPU machine's cores any better)."""
+    """The merged model's greedy runs, from an engine of its own (the adapter's engine idles
+    meanwhile), stopped once they are done."""
     engine = await start(checkpoints["merged"], served_model_name="merged")
     try:
         async with app_client(engine, served_model_name="merged") as http:
