@@ -7,28 +7,26 @@ shapes (what tests/lora_adapter.py makes with PEFT on the tiny model; PEFT canno
 this size here), starts our server on the config with dummy weights and that adapter, with
 --log-kernel-compiles, then sends prompts of each length below through the adapter and the base
 model, one at a time. OUT/lora-warmup.json gets the time to ready, the warm-up's own log lines and
-every "... during inference" compile vLLM logged after start-up. Needs torch and safetensors (the
-GPU image has both); only them and the standard library, for the GPU hosts.
+every "... during inference" compile vLLM logged after start-up. The server's start, stop and compile
+count are serve_bench.py's. Needs torch, safetensors and httpx (the GPU image has them).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+import httpx
+from serve_bench import JIT_MARKER, jit_lines, start_server, stop_server, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 LENGTHS = (7, 100, 333, 600, 611, 700, 1100, 1203, 1500, 1900, 2000)
 RANK = 8
-COMPILE_MARK = "during inference:"
 
 
 def write_adapter(config: dict[str, Any], out: Path) -> Path:
@@ -63,11 +61,9 @@ def write_adapter(config: dict[str, Any], out: Path) -> Path:
     return out
 
 
-def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=300) as resp:
-        result: dict[str, Any] = json.loads(resp.read())
-        return result
+def post(url: str, body: dict[str, Any]) -> None:
+    resp = httpx.post(url, json=body, timeout=300)
+    resp.raise_for_status()
 
 
 def main() -> int:
@@ -94,29 +90,12 @@ def main() -> int:
         "--log-kernel-compiles", "--port", str(args.port), *args.server_args,
     ]  # fmt: skip
     log_path = args.out / "server.log"
-    started = time.monotonic()
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
-        )
     lengths = [int(n) for n in args.lengths.split(",")]
     result: dict[str, Any] = {"command": command, "lengths": lengths}
     url = f"http://127.0.0.1:{args.port}"
+    server = start_server(command, log_path)
     try:
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"server exited with {server.returncode}")
-            if time.monotonic() - started > args.ready_timeout:
-                raise RuntimeError(f"not ready in {args.ready_timeout} s")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            time.sleep(1)
-        result["ready_s"] = round(time.monotonic() - started, 1)
-        served_from = len(log_path.read_text(errors="replace"))
+        result["ready_s"] = round(wait_ready(url, server, args.ready_timeout), 1)
         timings = []
         for length in lengths:
             for model_name in ("ad", "base"):
@@ -134,21 +113,12 @@ def main() -> int:
                     {"model": model_name, "prompt_tokens": length, "s": round(time.perf_counter() - t0, 4)}
                 )
         result["requests"] = timings
-        text = log_path.read_text(errors="replace")
-        result["warm_up_lines"] = re.findall(r'"message": "(warm-up[^"]*)"', text)
-        result["compiles_while_serving"] = [
-            line[line.index(COMPILE_MARK) :][:300]
-            for line in text[served_from:].splitlines()
-            if COMPILE_MARK in line
-        ]
-    except Exception as exc:  # noqa: BLE001 (the JSON records what stopped the run)
+    except (RuntimeError, httpx.HTTPError) as exc:  # the JSON records what stopped the run
         result["error"] = repr(exc)
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_server(server)
+    result["warm_up_lines"] = re.findall(r'"message": "(warm-up[^"]*)"', log_path.read_text(errors="replace"))
+    result["compiles_while_serving"] = [line[line.index(JIT_MARKER) :][:300] for line in jit_lines(log_path)]
     (args.out / "lora-warmup.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "command"}, indent=1)[:3000])  # noqa: T201
     return 0 if "error" not in result and not result["compiles_while_serving"] else 1
