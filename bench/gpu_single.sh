@@ -2,7 +2,7 @@
 # Measured runs on one GPU with room for Mixtral-8x7B in bf16 (an H200: 87 GiB of weights at TP=1).
 # Each run fits one 10-minute slot.
 #
-#   bash bench/gpu_single.sh RUN OUT     RUN: quant-memory | lora | load-agreement
+#   bash bench/gpu_single.sh RUN OUT     RUN: quant-memory | quant-throughput | lora | load-agreement
 #
 # quant-memory     our server on Mixtral-8x7B's config with dummy weights, TP=1, once per checkpoint
 #                  shape: AWQ and GPTQ 4-bit (bench/models/mixtral-8x7b-{awq,gptq}: the real config
@@ -13,6 +13,10 @@
 #                  RANK_OF_TP=2: the same on the shapes one GPU holds at TP=2 (bench/rank_shape.py),
 #                  for want of a machine with two GPUs, plus the bf16 shape itself, whose TP=2 run
 #                  on two GPUs was measured (43.51 GiB per GPU): the check on the method.
+# quant-throughput our server, TP=1, our GPU defaults (CUDA graphs, 4 front ends), on each of SHAPES
+#                  (default "awq"; one shape fits a 10-minute slot), then `vllm bench serve` at the
+#                  load-agreement run's loads (POINTS, "c:n,..."), so the bf16 figures of that run
+#                  compare: bench/serve_bench.py run, OUT/ours-SHAPE-tp1.json and the clients' JSON.
 # lora             the GPU tests (tests/gpu): LoRA through the server against PEFT's merged model,
 #                  run-time adapter load/unload, no kernel compiles while serving adapters,
 #                  bitsandbytes 4-bit on the tiny Mistral-7B (dense; refused on Mixtral).
@@ -26,6 +30,10 @@ mkdir -p "$out"
 started=$SECONDS
 left() { echo $((${DEADLINE:-560} - (SECONDS - started))); }
 dummy=(--load-format dummy --tensor-parallel-size 1 --max-model-len 4096 --served-model-name mixtral-8x7b)
+# A shape's config folder and flags: awq and gptq are checkpoint shapes that name their own method,
+# fp8 the bf16 shape quantized while loading.
+shape_model() { if [ "$1" = fp8 ] || [ "$1" = bf16 ]; then echo bench/models/mixtral-8x7b; else echo "bench/models/mixtral-8x7b-$1"; fi; }
+shape_flags() { if [ "$1" = fp8 ]; then echo --quantization fp8; fi; }
 
 case $run in
   quant-memory)
@@ -33,9 +41,7 @@ case $run in
     if [ -n "${RANK_OF_TP:-}" ]; then shapes="bf16 awq gptq fp8"; tp=tp${RANK_OF_TP}rank; fi
     for shape in $shapes; do
       if [ "$(left)" -lt 120 ]; then echo "skipping $shape: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
-      model=bench/models/mixtral-8x7b-$shape; extra=()
-      if [ "$shape" = fp8 ]; then model=bench/models/mixtral-8x7b; extra=(--quantization fp8); fi
-      if [ "$shape" = bf16 ]; then model=bench/models/mixtral-8x7b; fi
+      model=$(shape_model "$shape"); read -r -a extra <<< "$(shape_flags "$shape")"
       if [ -n "${RANK_OF_TP:-}" ]; then model=$(python bench/rank_shape.py "$model" "$RANK_OF_TP" "$(mktemp -d)"); fi
       python bench/serve_bench.py run --server ours --label "ours-$shape-$tp" --out "$out" \
         --prepare-dummy "$model" --points none --warmup none --deadline "$(left)" \
@@ -43,6 +49,15 @@ case $run in
     done
     python bench/quant_memory.py "$out" > "$out/quant-memory.json" || true
     cat "$out/quant-memory.json"
+    ;;
+  quant-throughput)
+    for shape in ${SHAPES:-awq}; do
+      if [ "$(left)" -lt 300 ]; then echo "skipping $shape: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
+      read -r -a extra <<< "$(shape_flags "$shape")"
+      python bench/serve_bench.py run --server ours --label "ours-$shape-tp1" --out "$out" \
+        --prepare-dummy "$(shape_model "$shape")" --points "${POINTS:-256:768,64:256,16:96,1:8}" \
+        --warmup 64:64 --deadline "$(left)" -- "${dummy[@]}" "${extra[@]}" || true
+    done
     ;;
   lora)
     # --basetemp under OUT keeps the servers' logs (the tests' tmp_path) with the results; -s the
