@@ -14,9 +14,10 @@
 #                  for want of a machine with two GPUs, plus the bf16 shape itself, whose TP=2 run
 #                  on two GPUs was measured (43.51 GiB per GPU): the check on the method.
 # quant-throughput our server, TP=1, our GPU defaults (CUDA graphs, 4 front ends), on each of SHAPES
-#                  (default "awq"; one shape fits a 10-minute slot), then `vllm bench serve` at the
-#                  load-agreement run's loads (POINTS, "c:n,..."), so the bf16 figures of that run
-#                  compare: bench/serve_bench.py run, OUT/ours-SHAPE-tp1.json and the clients' JSON.
+#                  (awq, gptq, fp8 or bf16, the reference; default "awq"; one shape fits a 10-minute
+#                  slot), then `vllm bench serve` at the load-agreement run's loads (POINTS,
+#                  "c:n,..."): bench/serve_bench.py run, OUT/ours-SHAPE-tp1.json and the clients' JSON;
+#                  bench/quant_throughput.py OUT tabulates them.
 # lora             the GPU tests (tests/gpu): LoRA through the server against PEFT's merged model,
 #                  run-time adapter load/unload, no kernel compiles while serving adapters,
 #                  bitsandbytes 4-bit on the tiny Mistral-7B (dense; refused on Mixtral).
