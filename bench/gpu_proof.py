@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+from serve_bench import start_server, stop_server, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -31,18 +29,6 @@ LOG_PATTERNS = (
     r"MoE|moe|fused|Experts|world_size|tensor_parallel|rank|Worker|custom all.?reduce"
     r"|attention backend|CUDA graph|KV cache|Loading weights|Memory"
 )
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return time.monotonic() - start
-        time.sleep(1)
-    raise SystemExit("server not healthy in time")
 
 
 def _sse(lines: list[str]) -> list[dict[str, object]]:
@@ -136,10 +122,9 @@ def main() -> None:
     log_path = args.out / "server.log"
     url = f"http://127.0.0.1:{args.port}"
     result: dict[str, object] = {"command": " ".join(["mixtral-serve", *cmd[3:]])}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=os.environ.copy())
+    proc = start_server(cmd, log_path)
     try:
-        result["ready_s"] = round(wait_healthy(url, proc, timeout=480), 1)
+        result["ready_s"] = round(wait_ready(url, proc, timeout=480), 1)
         result["health"] = httpx.get(f"{url}/health").status_code
         result["version"] = httpx.get(f"{url}/version").json()
         result["models"] = httpx.get(f"{url}/v1/models").json()
@@ -157,12 +142,7 @@ def main() -> None:
             line for line in metrics.splitlines() if line.startswith("mixtral_") and "_created" not in line
         ][:12]
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        result["exit_code"] = proc.returncode
+        result["exit_code"] = stop_server(proc)
         log_text = log_path.read_text(errors="replace")
         result["log_lines"] = [line[:300] for line in log_text.splitlines() if re.search(LOG_PATTERNS, line)][
             :60
