@@ -127,20 +127,59 @@ def error_response(exc: APIError) -> JSONResponse:
     return JSONResponse(error_body(exc), status_code=kind_of(exc).status, headers=headers)
 
 
+MAX_LISTED_PROBLEMS = 8
+
+
+def _client_path(loc: tuple[Any, ...], body: Any, missing: bool) -> tuple[list[str | int], str | None]:
+    """The path as the client wrote it, and where it first went through a union (None: it did not).
+
+    Pydantic's `loc` also names the union member it tried (`str`, `list[int]`, `function-after[..]`,
+    a discriminator's tag): those are not in the client's JSON, so the path follows the body and
+    drops them. A final key the body lacks is kept when the error is that it is missing."""
+    path: list[str | int] = []
+    union: str | None = None
+    node = body
+    for i, part in enumerate(loc):
+        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+        if in_dict or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            node = node[part]
+        elif not (missing and i == len(loc) - 1):
+            if union is None:
+                union = ".".join(map(str, path))
+            continue  # a union member's tag
+        path.append(part)
+    return path, union
+
+
 def _validation_to_api_error(exc: RequestValidationError) -> InvalidRequestError:
-    """FastAPI's 422 becomes OpenAI's 400, naming the first offending field."""
+    """FastAPI's 422 becomes OpenAI's 400 naming the offending fields as the client wrote them:
+    `param` is the first, the message lists each problem (so every bad key of a `logit_bias`).
+    A union reports one error per member it tried; only the one that got furthest is kept."""
     errors = exc.errors()
     if not errors:
         return InvalidRequestError("Invalid request.")
-    first = errors[0]
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
-    if first.get("type") == "json_invalid":
-        return InvalidRequestError(f"The request body is not valid JSON: {first.get('msg', '')}")
-    param = ".".join(loc) or None
-    msg = str(first.get("msg", "Invalid value")).removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    where = f"{param}: " if param else ""
-    return InvalidRequestError(f"{where}{msg}{more}", param=param)
+    if errors[0].get("type") == "json_invalid":
+        return InvalidRequestError(f"The request body is not valid JSON: {errors[0].get('msg', '')}")
+    problems: dict[tuple[str, str], tuple[str, str, tuple[int, bool]]] = {}  # key -> (param, msg, rank)
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        loc = loc[1:] if loc[:1] == ("body",) else loc
+        path, union = _client_path(loc, exc.body, error.get("type") == "missing")
+        param = ".".join(map(str, path))
+        msg = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
+        # How far the member got: deeper, then one whose type fitted (a failed constraint, not "_type").
+        rank = (len(loc), not str(error.get("type", "")).endswith("_type"))
+        key = ("union", union) if union is not None else ("field", param)
+        known = problems.get(key)
+        if known is None or known[2] < rank:
+            problems[key] = (param, msg, rank)
+        elif union is not None and known[2] == rank and known[0] == param and msg not in known[1]:
+            # No member got further: say what each wanted ("a valid string or a valid list").
+            problems[key] = (param, f"{known[1]} or {msg.removeprefix('Input should be ')}", rank)
+    found = list(problems.values())
+    listed = [f"{param}: {msg}" if param else msg for param, msg, _ in found[:MAX_LISTED_PROBLEMS]]
+    more = f" (and {len(found) - len(listed)} more problems)" if len(found) > len(listed) else ""
+    return InvalidRequestError("; ".join(listed) + more, param=found[0][0] or None)
 
 
 _HTTP_STATUS_ERRORS: dict[int, type[APIError]] = {

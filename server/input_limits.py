@@ -32,13 +32,21 @@ def check_prompt(tokens: int, settings: Settings, param: str) -> None:
         )
 
 
-def max_tokens(prompt_tokens: int, requested: int | None, settings: Settings, max_model_len: int) -> int:
+def max_tokens(
+    prompt_tokens: int,
+    requested: int | None,
+    settings: Settings,
+    max_model_len: int,
+    *,
+    prompt_param: str = "messages",
+) -> int:
     """The completion budget: what the request asks (at most --max-tokens-limit), or by default
-    the limit or what the context leaves, whichever is smaller."""
+    the limit or what the context leaves, whichever is smaller. `prompt_param` names the field a
+    too-long prompt came in (chat's `messages`, completions' `prompt`)."""
     limit = settings.max_tokens_limit
     if limit is not None and requested is not None and requested > limit:
         raise InvalidRequestError(
             f"max_tokens is {requested}; this server allows at most {limit}.", param="max_tokens"
         )
-    budget = resolve_max_tokens(prompt_tokens, requested, max_model_len)
+    budget = resolve_max_tokens(prompt_tokens, requested, max_model_len, prompt_param=prompt_param)
     return min(budget, limit) if limit is not None and requested is None else budget

@@ -8,16 +8,19 @@ from server.schemas.common import SamplingFields
 from server.schemas.response_format import ResponseFormat, ResponseFormatJsonObject, ResponseFormatJsonSchema
 
 
-def resolve_max_tokens(prompt_tokens: int, requested: int | None, max_model_len: int) -> int:
-    """The completion budget; prompt + completion must fit the context, with both numbers reported."""
+def resolve_max_tokens(
+    prompt_tokens: int, requested: int | None, max_model_len: int, *, prompt_param: str = "messages"
+) -> int:
+    """The completion budget; prompt + completion must fit the context, with both numbers reported.
+    `prompt_param`: the request field that holds the prompt (`messages` or `prompt`)."""
+    if prompt_tokens >= max_model_len:  # the prompt alone is too long, whatever max_tokens says
+        raise ContextLengthExceededError(
+            f"This model's maximum context length is {max_model_len} tokens. However, your "
+            f"prompt has {prompt_tokens} tokens, which leaves no room for a completion. "
+            "Please shorten the prompt.",
+            param=prompt_param,
+        )
     if requested is None:
-        if prompt_tokens >= max_model_len:
-            raise ContextLengthExceededError(
-                f"This model's maximum context length is {max_model_len} tokens. However, your "
-                f"prompt has {prompt_tokens} tokens, which leaves no room for a completion. "
-                "Please shorten the prompt.",
-                param="messages",
-            )
         return max_model_len - prompt_tokens
     if prompt_tokens + requested > max_model_len:
         raise ContextLengthExceededError(
@@ -36,7 +39,8 @@ def _logit_bias(raw: dict[str, float] | None, vocab_size: int) -> dict[int, floa
     bad = [k for k in bias if k >= vocab_size]
     if bad:
         raise InvalidRequestError(
-            f"logit_bias names token id {bad[0]}, but the vocabulary has {vocab_size} tokens.",
+            f"logit_bias names token ids past the vocabulary ({vocab_size} tokens): "
+            f"{', '.join(map(str, bad))}.",
             param="logit_bias",
         )
     return bias

@@ -6,6 +6,7 @@ hop per request for a dictionary lookup."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +16,7 @@ from server.chat_template import ChatTemplate
 from server.config import Settings
 from server.engine.base import Engine
 from server.errors import EngineUnavailableError, ModelNotFoundError
+from server.fingerprint import system_fingerprint
 from server.metrics import ServerMetrics
 from server.tokenizer import Tokenizer
 
@@ -28,6 +30,10 @@ class ServerState:
     metrics: ServerMetrics
     served_model_name: str
     admission: Admission
+
+    @cached_property
+    def system_fingerprint(self) -> str:
+        return system_fingerprint(self.engine.model_card, self.settings)
 
     @property
     def max_model_len(self) -> int:

@@ -34,10 +34,10 @@ async def create_chat_completion(
     model = state.check_model(body.model)
     input_limits.check_n(body.n, state.settings)
     input_limits.check_messages(len(body.messages), state.settings)
-    prompt = state.template.render([Turn(m.role, m.text()) for m in body.messages])
+    prompt = state.template.render([Turn(m.template_role(), m.text()) for m in body.messages])
     input_limits.check_prompt(len(prompt), state.settings, "messages")
     max_tokens = input_limits.max_tokens(
-        len(prompt), body.requested_max_tokens(), state.settings, state.max_model_len
+        len(prompt), body.requested_max_tokens(), state.settings, state.max_model_len, prompt_param="messages"
     )
     top_logprobs = (body.top_logprobs or 0) if body.logprobs else None
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -69,6 +69,7 @@ async def create_chat_completion(
         n=body.n,
         top_logprobs=top_logprobs,
         timer=timer,
+        system_fingerprint=state.system_fingerprint,
     )
     return await respond(
         request,

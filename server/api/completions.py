@@ -69,7 +69,9 @@ async def create_completion(
     echo: list[str] = []
     for p, (ids, text) in enumerate(prompts):
         input_limits.check_prompt(len(ids), state.settings, "prompt")
-        max_tokens = input_limits.max_tokens(len(ids), body.max_tokens, state.settings, state.max_model_len)
+        max_tokens = input_limits.max_tokens(
+            len(ids), body.max_tokens, state.settings, state.max_model_len, prompt_param="prompt"
+        )
         for i in range(body.n):
             index = p * body.n + i
             sampling = sampling_options(
@@ -92,6 +94,7 @@ async def create_completion(
         echo=echo,
         logprobs=body.logprobs,
         timer=timer,
+        system_fingerprint=state.system_fingerprint,
     )
     return await respond(
         request,

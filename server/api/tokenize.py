@@ -23,7 +23,7 @@ async def tokenize(body: TokenizeRequest, state: StateDep) -> TokenizeResponse:
     state.check_model(body.model)
     if body.messages is not None:
         input_limits.check_messages(len(body.messages), state.settings)
-        tokens = state.template.render([Turn(m.role, m.text()) for m in body.messages])
+        tokens = state.template.render([Turn(m.template_role(), m.text()) for m in body.messages])
     else:
         text = body.prompt or ""
         encode = state.tokenizer.encode if body.add_special_tokens else state.tokenizer.encode_segment

@@ -49,14 +49,19 @@ class TopLogprob:
     token_id: int
     token: str
     logprob: float
+    utf8: bytes | None = None  # the token's own bytes; None: those of `token`
 
 
 @dataclass(frozen=True, slots=True)
 class TokenLogprob:
+    """`token` is the text this token adds to the output, so the tokens add up to the text; `utf8`
+    its own bytes (a part of a character split over tokens), None: those of `token`."""
+
     token_id: int
     token: str
     logprob: float
     top: list[TopLogprob]
+    utf8: bytes | None = None
 
 
 @dataclass(slots=True)

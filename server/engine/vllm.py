@@ -42,6 +42,7 @@ from server.engine.base import (
 )
 from server.engine.model_shape import is_mixture_of_experts
 from server.engine.tiny import ensure_tiny_model
+from server.engine.token_text import SequenceText, TokenPieces
 from server.engine.vllm_lora import LoRARegistry
 from server.engine.vllm_quantization import check_quantization
 from server.engine.vllm_structured import engine_config, structured_outputs, verify
@@ -204,7 +205,10 @@ def to_sampling_params(options: SamplingOptions) -> SamplingParams:
         raise InvalidRequestError(str(exc)) from exc
 
 
-def _logprobs(output: Any) -> list[TokenLogprob] | None:
+def _logprobs(output: Any, text: SequenceText | None = None) -> list[TokenLogprob] | None:
+    """The delta's tokens with their alternatives. With `text` (the sequence's token texts), each
+    token's text and bytes come from the vocabulary (server/engine/token_text.py); without it, from
+    vLLM's per-token `decoded_token`."""
     raw = output.logprobs
     if raw is None:
         return None
@@ -214,14 +218,16 @@ def _logprobs(output: Any) -> list[TokenLogprob] | None:
     for token_id, candidates in zip(output.token_ids, raw, strict=True):
         chosen = candidates[token_id]
         ranked = sorted(candidates.items(), key=lambda kv: kv[1].rank or 0)
-        entries.append(
-            TokenLogprob(
-                token_id=token_id,
-                token=chosen.decoded_token or "",
-                logprob=max(chosen.logprob, MIN_LOGPROB),
-                top=[TopLogprob(t, lp.decoded_token or "", max(lp.logprob, MIN_LOGPROB)) for t, lp in ranked],
-            )
-        )
+        if text is None:
+            top = [TopLogprob(t, lp.decoded_token or "", max(lp.logprob, MIN_LOGPROB)) for t, lp in ranked]
+            token, utf8 = chosen.decoded_token or "", None
+        else:
+            top = [
+                TopLogprob(t, text.peek(t), max(lp.logprob, MIN_LOGPROB), text.bytes_of(t))
+                for t, lp in ranked
+            ]
+            token, utf8 = text.advance(token_id), text.bytes_of(token_id)
+        entries.append(TokenLogprob(token_id, token, max(chosen.logprob, MIN_LOGPROB), top, utf8))
     return entries
 
 
@@ -231,6 +237,8 @@ class VLLMEngine:
         self._recorder = recorder
         self._card = card
         self._lora = LoRARegistry(llm, card.name, lora_enabled)
+        tokenizer = getattr(llm, "tokenizer", None)  # None with skip_tokenizer_init
+        self._pieces = TokenPieces(tokenizer) if tokenizer is not None else None
 
     @classmethod
     async def start(cls, settings: Settings, link: FrontendLink | None = None) -> VLLMEngine:
@@ -289,6 +297,7 @@ class VLLMEngine:
         self, request: GenerateRequest, params: SamplingParams, lora: LoRARequest | None
     ) -> AsyncGenerator[Delta, None]:
         finished = False
+        text = SequenceText(self._pieces) if self._pieces and params.logprobs is not None else None
         try:
             async for out in self._llm.generate(
                 tokens_input(request.prompt_token_ids), params, request.request_id, lora_request=lora
@@ -302,7 +311,7 @@ class VLLMEngine:
                     text=output.text,
                     token_ids=list(output.token_ids),
                     finish_reason="length" if reason == "length" else ("stop" if reason else None),
-                    logprobs=_logprobs(output),
+                    logprobs=_logprobs(output, text),
                     num_cached_prompt_tokens=out.num_cached_tokens or 0,
                 )
         except EngineDeadError as exc:

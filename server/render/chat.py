@@ -30,21 +30,25 @@ class ChatContext:
     n: int
     top_logprobs: int | None  # None: no logprobs asked for
     timer: RequestTimer
+    system_fingerprint: str
 
 
 def _chunk_choice(ctx: ChatContext, index: int, delta: Delta) -> dict[str, Any]:
-    """ChatChunkChoice without its None fields."""
-    choice: dict[str, Any] = {"index": index, "delta": {"content": delta.text}}
+    """ChatChunkChoice: `logprobs` and `finish_reason` are sent as null until they have a value."""
+    logprobs = None
     if ctx.top_logprobs is not None and delta.logprobs is not None:
-        choice["logprobs"] = chat_logprobs(delta.logprobs, ctx.top_logprobs)
-    if delta.finish_reason is not None:
-        choice["finish_reason"] = delta.finish_reason
-    return choice
+        logprobs = chat_logprobs(delta.logprobs, ctx.top_logprobs)
+    return {
+        "index": index,
+        "delta": {"content": delta.text},
+        "logprobs": logprobs,
+        "finish_reason": delta.finish_reason,
+    }
 
 
 async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> AsyncGenerator[bytes, None]:
     """Yields each event's JSON: role chunks once output starts, content chunks, then usage if asked for."""
-    encoder = ChunkEncoder(ctx.id, "chat.completion.chunk", ctx.created, ctx.model)
+    encoder = ChunkEncoder(ctx.id, "chat.completion.chunk", ctx.created, ctx.model, ctx.system_fingerprint)
     completion_tokens = 0
     reasons: list[str] = []
     role_sent = False
@@ -55,7 +59,8 @@ async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> 
                 # benchmarks take the first chunk with choices as the first token (TTFT).
                 role_sent = True
                 for i in range(ctx.n):
-                    yield encoder.choice({"index": i, "delta": {"role": "assistant", "content": ""}})
+                    role = {"role": "assistant", "content": ""}
+                    yield encoder.choice({"index": i, "delta": role, "logprobs": None, "finish_reason": None})
             completion_tokens += len(delta.token_ids)
             ctx.timer.token()
             if delta.finish_reason:
@@ -87,8 +92,8 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
     choices = [
         {
             "index": i,
-            "message": {"role": "assistant", "content": "".join(texts[i])},
-            "logprobs": {"content": entries[i]} if top_n is not None else None,
+            "message": {"role": "assistant", "content": "".join(texts[i]), "refusal": None},
+            "logprobs": {"content": entries[i], "refusal": None} if top_n is not None else None,
             "finish_reason": reasons[i],
         }
         for i in range(ctx.n)
@@ -100,5 +105,5 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
         "model": ctx.model,
         "choices": choices,
         "usage": usage(ctx.prompt_tokens, completion_tokens),
-        "system_fingerprint": None,
+        "system_fingerprint": ctx.system_fingerprint,
     }

@@ -1,11 +1,13 @@
 """Stream events as JSON bytes, the cheap way: one event per token per stream is the server's hottest
 path, so nothing in it goes through pydantic.
 
-The fields that never change within a stream (id, object, created, model) are encoded once per
-request; each event encodes only its choice, a small dict, with orjson. For these shapes orjson
-writes the same bytes as pydantic's `model_dump_json(exclude_none=True)` of the response models in
-server/schemas (key order, compact separators, unescaped UTF-8, float digits, inf/nan as null): the
-choice dicts leave out what would be None, and tests/unit/test_render_stream.py holds the two equal.
+The fields that never change within a stream (id, object, created, model, system_fingerprint) are
+encoded once per request; each event encodes only its choice, a small dict, with orjson. For these
+shapes orjson writes the same bytes as pydantic's `model_dump_json(exclude_unset=True)` of the
+response models in server/schemas (key order, compact separators, unescaped UTF-8, float digits,
+inf/nan as null): the choice dicts hold every required key (null where OpenAI's spec allows it, as
+`finish_reason` before the last chunk) and the optional ones only when set, and
+tests/unit/test_render_stream.py holds the two equal.
 """
 
 from __future__ import annotations
@@ -24,17 +26,19 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 class ChunkEncoder:
-    """`{"id":..,"object":..,"created":..,"model":..,"choices":[...]}` for one request's events."""
+    """`{"id":..,"object":..,"created":..,"model":..,"choices":[...],"system_fingerprint":..}` for one
+    request's events."""
 
-    __slots__ = ("_head",)
+    __slots__ = ("_head", "_tail")
 
-    def __init__(self, id: str, kind: str, created: int, model: str) -> None:
+    def __init__(self, id: str, kind: str, created: int, model: str, system_fingerprint: str) -> None:
         head = orjson.dumps({"id": id, "object": kind, "created": created, "model": model})
         self._head = head[:-1] + b',"choices":['
+        self._tail = b',"system_fingerprint":' + orjson.dumps(system_fingerprint) + b"}"
 
     def choice(self, choice: dict[str, Any]) -> bytes:
-        return self._head + orjson.dumps(choice) + b"]}"
+        return self._head + orjson.dumps(choice) + b"]" + self._tail
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
         """The last event when `stream_options.include_usage` is set: no choices, only usage."""
-        return self._head + b'],"usage":' + orjson.dumps(usage(prompt_tokens, completion_tokens)) + b"}"
+        return self._head + b'],"usage":' + orjson.dumps(usage(prompt_tokens, completion_tokens)) + self._tail

@@ -29,6 +29,7 @@ class CompletionContext:
     echo: list[str]  # per choice: text to put before the completion ("" without echo)
     logprobs: int | None
     timer: RequestTimer
+    system_fingerprint: str
 
     @property
     def num_choices(self) -> int:
@@ -44,27 +45,28 @@ def _builders(ctx: CompletionContext) -> list[CompletionLogprobsBuilder] | None:
 def _chunk_choice(
     index: int, delta: Delta, builders: list[CompletionLogprobsBuilder] | None
 ) -> dict[str, Any]:
-    """CompletionChoice without its None fields."""
-    choice: dict[str, Any] = {"index": index, "text": delta.text}
-    if builders:
-        choice["logprobs"] = builders[index].add(delta.logprobs or [])
-    if delta.finish_reason is not None:
-        choice["finish_reason"] = delta.finish_reason
-    return choice
+    """CompletionChoice: `logprobs` and `finish_reason` are null when they have no value, as in the
+    whole answer (OpenAI's stream and whole answer share one shape)."""
+    return {
+        "index": index,
+        "text": delta.text,
+        "logprobs": builders[index].add(delta.logprobs or []) if builders else None,
+        "finish_reason": delta.finish_reason,
+    }
 
 
 async def stream_completion(
     ctx: CompletionContext, deltas: Deltas, include_usage: bool
 ) -> AsyncGenerator[bytes, None]:
     """Yields each event's JSON: the echoed prompts, text chunks, then usage if asked for."""
-    encoder = ChunkEncoder(ctx.id, "text_completion", ctx.created, ctx.model)
+    encoder = ChunkEncoder(ctx.id, "text_completion", ctx.created, ctx.model, ctx.system_fingerprint)
     builders = _builders(ctx)
     completion_tokens = 0
     reasons: list[str] = []
     async with contextlib.aclosing(deltas):
         for i, echo in enumerate(ctx.echo):
             if echo:
-                yield encoder.choice({"index": i, "text": echo})
+                yield encoder.choice({"index": i, "text": echo, "logprobs": None, "finish_reason": None})
         async for index, delta in deltas:
             completion_tokens += len(delta.token_ids)
             ctx.timer.token()
@@ -109,5 +111,5 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> dict[str
         "model": ctx.model,
         "choices": choices,
         "usage": usage(ctx.prompt_tokens, completion_tokens),
-        "system_fingerprint": None,
+        "system_fingerprint": ctx.system_fingerprint,
     }

@@ -9,23 +9,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.engine.base import TokenLogprob
+from server.engine.base import TokenLogprob, TopLogprob
+
+
+def token_bytes(entry: TokenLogprob | TopLogprob) -> list[int]:
+    """The token's own UTF-8 bytes: part of a character split over tokens, where `token` is ""
+    or the whole character."""
+    return list(entry.utf8 if entry.utf8 is not None else entry.token.encode("utf-8"))
+
+
+def top_entry(entry: TopLogprob) -> dict[str, Any]:
+    return {"token": entry.token, "logprob": float(entry.logprob), "bytes": token_bytes(entry)}
 
 
 def chat_entry(entry: TokenLogprob, top_n: int) -> dict[str, Any]:
     return {
         "token": entry.token,
         "logprob": float(entry.logprob),
-        "bytes": list(entry.token.encode("utf-8")),
-        "top_logprobs": [
-            {"token": t.token, "logprob": float(t.logprob), "bytes": list(t.token.encode("utf-8"))}
-            for t in entry.top[:top_n]
-        ],
+        "bytes": token_bytes(entry),
+        "top_logprobs": [top_entry(t) for t in entry.top[:top_n]],
     }
 
 
 def chat_logprobs(entries: list[TokenLogprob], top_n: int) -> dict[str, Any]:
-    return {"content": [chat_entry(e, top_n) for e in entries]}
+    """`refusal` is always null: this server never refuses in-band."""
+    return {"content": [chat_entry(e, top_n) for e in entries], "refusal": None}
+
+
+def completion_top(entry: TokenLogprob, top_n: int) -> dict[str, float]:
+    """The top `top_n` alternatives and always the sampled token, as OpenAI and vLLM answer (so
+    `logprobs: 0` gives the sampled token alone)."""
+    top = {t.token: float(t.logprob) for t in entry.top[:top_n]}
+    top.setdefault(entry.token, float(entry.logprob))
+    return top
 
 
 class CompletionLogprobsBuilder:
@@ -51,7 +67,7 @@ class CompletionLogprobsBuilder:
         for e in entries:
             tokens.append(e.token)
             token_logprobs.append(float(e.logprob))
-            top_logprobs.append({t.token: float(t.logprob) for t in e.top[: self._top_n]})
+            top_logprobs.append(completion_top(e, self._top_n))
             text_offset.append(offset)
             offset += len(e.token)
         self._offset = offset

@@ -16,9 +16,13 @@ class TextPart(StrictModel):
 
 
 class ChatMessage(StrictModel):
-    role: Literal["system", "user", "assistant"]
+    # "developer" is OpenAI's newer name for "system" (its o1 models and later); both mean the same here.
+    role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart]
     name: str | None = None
+
+    def template_role(self) -> Literal["system", "user", "assistant"]:
+        return "system" if self.role == "developer" else self.role
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -44,6 +48,12 @@ class ChatCompletionRequest(SamplingFields):
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
+# The response models below document the wire shapes (OpenAI's published spec) for the OpenAPI page
+# and are the reference the hand-built bodies are tested against (tests/unit/test_render_stream.py).
+# A field without a default is always sent, as null where the spec allows; a field with a default is
+# optional: the stream sends it only when it has a value (`model_dump_json(exclude_unset=True)`).
+
+
 class TopLogprobEntry(BaseModel):
     token: str
     logprob: float
@@ -56,28 +66,30 @@ class LogprobEntry(TopLogprobEntry):
 
 class ChoiceLogprobs(BaseModel):
     content: list[LogprobEntry] | None
+    refusal: list[LogprobEntry] | None = Field(description="Always null: this server never refuses.")
 
 
 class AssistantMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
+    role: Literal["assistant"]
     content: str
+    refusal: str | None = Field(description="Always null: this server never refuses.")
 
 
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
-    logprobs: ChoiceLogprobs | None = None
+    logprobs: ChoiceLogprobs | None
     finish_reason: FinishReasonField
 
 
 class ChatCompletion(BaseModel):
     id: str
-    object: Literal["chat.completion"] = "chat.completion"
+    object: Literal["chat.completion"]
     created: int
     model: str
     choices: list[ChatChoice]
     usage: Usage
-    system_fingerprint: str | None = None
+    system_fingerprint: str
 
 
 class ChunkDelta(BaseModel):
@@ -88,15 +100,15 @@ class ChunkDelta(BaseModel):
 class ChatChunkChoice(BaseModel):
     index: int
     delta: ChunkDelta
-    logprobs: ChoiceLogprobs | None = None
-    finish_reason: FinishReasonField = None
+    logprobs: ChoiceLogprobs | None
+    finish_reason: FinishReasonField
 
 
 class ChatCompletionChunk(BaseModel):
     id: str
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    object: Literal["chat.completion.chunk"]
     created: int
     model: str
     choices: list[ChatChunkChoice]
-    usage: Usage | None = None
-    system_fingerprint: str | None = None
+    usage: Usage | None = None  # only in the last event, with stream_options.include_usage
+    system_fingerprint: str

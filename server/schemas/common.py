@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 MAX_STOP_SEQUENCES = 16
@@ -24,6 +33,16 @@ def _no_bool_or_string(value: Any) -> Any:
 JSON_INT = BeforeValidator(_no_bool_or_string)
 Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
+
+
+def _token_id_key(key: str) -> str:
+    """Checked per key, so that an error names every bad key, not only the first."""
+    if not (key.isascii() and key.isdigit()):
+        raise ValueError(f"a logit_bias key must be a token id (a non-negative integer), got {key!r}")
+    return key
+
+
+TokenIdKey = Annotated[str, AfterValidator(_token_id_key)]
 
 
 class StrictModel(BaseModel):
@@ -54,7 +73,7 @@ class SamplingFields(StrictModel):
     # At least 0.01: the engine divides positive logits by it, and a vanishing penalty (5e-324, found
     # by the API fuzzer) under a response_format grammar made the engine fail the request.
     repetition_penalty: Annotated[Float, Field(ge=0.01, le=2.0)] | None = None
-    logit_bias: dict[str, Annotated[Float, Field(ge=-100.0, le=100.0)]] | None = None
+    logit_bias: dict[TokenIdKey, Annotated[Float, Field(ge=-100.0, le=100.0)]] | None = None
     min_tokens: Annotated[int, Field(ge=0), JSON_INT] = 0
     ignore_eos: Bool = False
     user: str | None = None
@@ -71,12 +90,13 @@ class SamplingFields(StrictModel):
             raise ValueError("stop sequences must not be empty")
         return value
 
-    @field_validator("logit_bias")
+    @field_validator("stream_options")
     @classmethod
-    def _check_logit_bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        for key in value or {}:
-            if not key.lstrip("-").isdigit() or int(key) < 0:
-                raise ValueError(f"logit_bias keys must be token ids, got {key!r}")
+    def _only_with_stream(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+        """As OpenAI and vLLM answer: options for a stream on a request that does not stream are a
+        client's mistake, not something to ignore."""
+        if value is not None and info.data.get("stream") is not True:
+            raise ValueError("stream_options is only allowed when stream is true")
         return value
 
     def stop_list(self) -> tuple[str, ...]:

@@ -26,7 +26,9 @@ def _is_token_id(value: Any) -> bool:
 
 class CompletionRequest(SamplingFields):
     prompt: Prompt
-    max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = DEFAULT_MAX_TOKENS
+    max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = Field(
+        DEFAULT_MAX_TOKENS, description=f"null means the default, {DEFAULT_MAX_TOKENS}, as with vLLM."
+    )
     echo: Bool = False
     logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
     suffix: None = Field(None, description="Not supported: Mixtral has no fill-in-the-middle mode.")
@@ -34,6 +36,13 @@ class CompletionRequest(SamplingFields):
     response_format: ResponseFormat | None = Field(
         None, description="As in chat (an extension of vLLM's; OpenAI's completions have none)."
     )
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _null_is_the_default(cls, value: int | None) -> int:
+        """An explicit null must not mean "to the end of the context": a client that writes out
+        every field, null for "unset", would otherwise get a huge completion."""
+        return DEFAULT_MAX_TOKENS if value is None else value
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -56,6 +65,10 @@ class CompletionRequest(SamplingFields):
         return value
 
 
+# Response models: the wire shapes (see the note in server/schemas/chat.py). OpenAI's stream and
+# whole answer share this one shape: in the stream, finish_reason and logprobs are null until set.
+
+
 class CompletionLogprobs(BaseModel):
     tokens: list[str]
     token_logprobs: list[float | None]
@@ -66,15 +79,15 @@ class CompletionLogprobs(BaseModel):
 class CompletionChoice(BaseModel):
     index: int
     text: str
-    logprobs: CompletionLogprobs | None = None
+    logprobs: CompletionLogprobs | None
     finish_reason: FinishReasonField
 
 
 class Completion(BaseModel):
     id: str
-    object: Literal["text_completion"] = "text_completion"
+    object: Literal["text_completion"]
     created: int
     model: str
     choices: list[CompletionChoice]
-    usage: Usage | None = None
-    system_fingerprint: str | None = None
+    usage: Usage | None = None  # in a stream: only the last event, with stream_options.include_usage
+    system_fingerprint: str

@@ -129,10 +129,28 @@ async def test_logprobs_and_top_logprobs(client: httpx.AsyncClient) -> None:
         assert len(entry["top_logprobs"]) == 3
         # Greedy: the chosen token is the most likely one.
         assert entry["logprob"] == pytest.approx(entry["top_logprobs"][0]["logprob"])
-        assert entry["bytes"] == list(entry["token"].encode())
-    assert "".join(e["token"] for e in content).replace(" ", "") == (
-        body["choices"][0]["message"]["content"].replace(" ", "")
-    )
+    assert "".join(e["token"] for e in content) == body["choices"][0]["message"]["content"]
+
+
+NON_ASCII_PROMPTS = ["日本語で答えて", "Ünïcödé ☕ 😀 Привет", "中文 한국어 ελληνικά"]
+
+
+async def test_logprob_tokens_and_bytes_add_up_to_the_content(client: httpx.AsyncClient) -> None:
+    """Each token is the text it adds, leading space included (" nervous", not "nervous"); a
+    character split over byte tokens comes whole with its last byte, and `bytes` are each token's
+    own UTF-8 bytes, so they add up to the content's."""
+    contents: list[str] = []
+    for prompt in NON_ASCII_PROMPTS:
+        body = await complete(
+            client, chat(prompt, max_tokens=24, temperature=0, logprobs=True, top_logprobs=2, ignore_eos=True)
+        )
+        text = body["choices"][0]["message"]["content"]
+        entries = body["choices"][0]["logprobs"]["content"]
+        assert "".join(e["token"] for e in entries) == text
+        assert bytes(b for e in entries for b in e["bytes"]) == text.encode()
+        contents.append(text)
+    assert any(" " in t[1:] for t in contents)  # words after the first keep their space
+    assert any(not t.isascii() for t in contents), contents
 
 
 async def test_system_message_is_accepted(client: httpx.AsyncClient) -> None:
@@ -151,6 +169,15 @@ async def test_system_message_is_accepted(client: httpx.AsyncClient) -> None:
     assert body["usage"]["prompt_tokens"] == expected
 
 
+async def test_developer_message_is_a_system_message(client: httpx.AsyncClient) -> None:
+    """OpenAI's newer name for the system role; the prompt is the same as with "system"."""
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
+    as_system = await complete(client, {"messages": messages, "max_tokens": 1})
+    messages[0]["role"] = "developer"
+    as_developer = await complete(client, {"messages": messages, "max_tokens": 1})
+    assert as_developer["usage"]["prompt_tokens"] == as_system["usage"]["prompt_tokens"]
+
+
 async def test_stream_chunks_role_first_then_content_then_finish_usage_done(
     client: httpx.AsyncClient,
 ) -> None:
@@ -163,7 +190,9 @@ async def test_stream_chunks_role_first_then_content_then_finish_usage_done(
     assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     content_chunks = [e for e in events[1:] if e["choices"]]
     assert all("role" not in e["choices"][0]["delta"] for e in content_chunks)
-    assert content_chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert [e["choices"][0]["finish_reason"] for e in events if e["choices"]] == [None] * (
+        len(content_chunks)
+    ) + ["length"]
     usage = events[-1]
     assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 12
     streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in content_chunks)

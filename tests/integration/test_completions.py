@@ -86,6 +86,36 @@ async def test_logprobs_columns_line_up(client: httpx.AsyncClient) -> None:
         assert top[token] == pytest.approx(logprob)  # greedy: the chosen token is among the best
 
 
+async def test_logprob_tokens_add_up_to_the_text_and_offsets_point_into_it(client: httpx.AsyncClient) -> None:
+    """Tokens keep SentencePiece's leading space, so `text_offset` does not drift a character per word."""
+    for prompt in ("Once upon a time", "日本語で答えて"):
+        body = await complete(
+            client, {"prompt": prompt, "max_tokens": 16, "temperature": 0, "logprobs": 1, "ignore_eos": True}
+        )
+        text = body["choices"][0]["text"]
+        lp = body["choices"][0]["logprobs"]
+        assert "".join(lp["tokens"]) == text
+        for token, offset in zip(lp["tokens"], lp["text_offset"], strict=True):
+            assert text[offset : offset + len(token)] == token
+
+
+async def test_logprobs_zero_gives_the_sampled_token_in_top_logprobs(client: httpx.AsyncClient) -> None:
+    """As OpenAI and vLLM answer: top_logprobs holds the sampled token plus the N best."""
+    body = await complete(client, {"prompt": "Hello", "max_tokens": 4, "logprobs": 0, "seed": 5})
+    lp = body["choices"][0]["logprobs"]
+    assert lp["top_logprobs"] == [{t: v} for t, v in zip(lp["tokens"], lp["token_logprobs"], strict=True)]
+    sampled = await complete(client, {"prompt": "Hello", "max_tokens": 4, "logprobs": 1, "temperature": 2})
+    lp = sampled["choices"][0]["logprobs"]
+    for token, top in zip(lp["tokens"], lp["top_logprobs"], strict=True):
+        assert token in top and 1 <= len(top) <= 2
+
+
+async def test_null_max_tokens_is_the_default_16(client: httpx.AsyncClient) -> None:
+    body = await complete(client, {"prompt": "Hello", "max_tokens": None, "ignore_eos": True})
+    assert body["usage"]["completion_tokens"] == 16
+    assert body["choices"][0]["finish_reason"] == "length"
+
+
 async def test_stream_text_matches_non_stream_and_ends_with_usage(client: httpx.AsyncClient) -> None:
     req = {"prompt": "Hello world", "max_tokens": 9, "temperature": 0}
     whole = await complete(client, req)

@@ -38,8 +38,34 @@ async def test_prompt_longer_than_context_is_rejected_before_the_engine(client: 
     resp = await client.post(
         "/v1/completions", json={"prompt": [1] * (TEST_MAX_MODEL_LEN + 5), "max_tokens": 1}
     )
-    message = assert_openai_error(resp, 400, code="context_length_exceeded")
+    message = assert_openai_error(resp, 400, code="context_length_exceeded", param="prompt")
     assert str(TEST_MAX_MODEL_LEN + 5) in message
+    resp = await client.post("/v1/completions", json={"prompt": [1] * (TEST_MAX_MODEL_LEN + 5)})
+    assert_openai_error(resp, 400, code="context_length_exceeded", param="prompt")
+
+
+async def test_chat_prompt_longer_than_context_names_messages(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/v1/chat/completions", json=chat("x " * TEST_MAX_MODEL_LEN, max_tokens=1))
+    assert_openai_error(resp, 400, code="context_length_exceeded", param="messages")
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+async def test_stream_options_without_stream_is_400(client: httpx.AsyncClient, path: str) -> None:
+    base = chat("x", max_tokens=1) if "chat" in path else {"prompt": "x", "max_tokens": 1}
+    for extra in ({}, {"stream": False}):
+        resp = await client.post(path, json={**base, **extra, "stream_options": {"include_usage": True}})
+        assert_openai_error(resp, 400, param="stream_options")
+    resp = await client.post(path, json={**base, "stream": False, "stream_options": None})
+    assert resp.status_code == 200, resp.text
+
+
+async def test_validation_params_name_the_field_not_pydantics_union_member(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/v1/completions", json={"prompt": [5, -1]})
+    message = assert_openai_error(resp, 400, param="prompt.1")
+    assert "str" not in message.split(":")[0]
+    resp = await client.post("/v1/chat/completions", json=chat("x", logit_bias={"a": 1, "7": 1, "b": 500}))
+    message = assert_openai_error(resp, 400, param="logit_bias.a")
+    assert "logit_bias.b" in message
 
 
 async def test_unknown_model_is_404(client: httpx.AsyncClient) -> None:
@@ -72,6 +98,7 @@ async def test_unknown_model_is_404(client: httpx.AsyncClient) -> None:
         (chat("x", n=0), "n"),
         (chat("x", max_tokens=0), "max_tokens"),
         (chat("x", logit_bias={"40000": 5}), "logit_bias"),
+        (chat("x", stream_options={"include_usage": False}), "stream_options"),
         (chat("x", top_logprobs=50, logprobs=True), "top_logprobs"),
         (chat("x", min_tokens=9, max_tokens=3), "min_tokens"),
         (chat("x", stop=[""]), "stop"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -24,6 +26,7 @@ from server.errors import (
     kind_of,
 )
 from server.schemas.chat import ChatCompletionRequest
+from server.schemas.completions import CompletionRequest
 
 RAISED: dict[str, APIError] = {
     "invalid": InvalidRequestError("bad value", param="temperature"),
@@ -56,6 +59,10 @@ def client() -> TestClient:
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatCompletionRequest) -> dict[str, int]:
+        return {"n": body.n}
+
+    @app.post("/v1/completions")
+    async def complete(body: CompletionRequest) -> dict[str, int]:
         return {"n": body.n}
 
     return TestClient(app, raise_server_exceptions=False)
@@ -144,7 +151,77 @@ def test_several_validation_failures_are_counted_in_the_message(client: TestClie
         json={"messages": [{"role": "user", "content": "hi"}], "temperature": 9, "n": 0},
     )
     assert response.status_code == 400
-    assert "(and 1 more problems)" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert error["param"] == "n"
+    assert error["message"] == (
+        "n: Input should be greater than or equal to 1; temperature: Input should be less than or equal to 2"
+    )
+
+
+def test_more_validation_failures_than_listed_are_counted_in_the_message(client: TestClient) -> None:
+    bias = {str(i): 500 for i in range(12)}
+    response = client.post(
+        "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "logit_bias": bias}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].endswith("(and 4 more problems)")
+
+
+def test_every_bad_logit_bias_key_is_named(client: TestClient) -> None:
+    response = client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"a": 1, "5": 300, "b": 1}},
+    )
+    error = response.json()["error"]
+    assert error["param"] == "logit_bias.a"
+    for key in ("logit_bias.a:", "logit_bias.5:", "logit_bias.b:"):
+        assert key in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param", "message"),
+    [
+        ("/v1/completions", {"prompt": [5, -1]}, "prompt.1", "Input should be greater than or equal to 0"),
+        (
+            "/v1/completions",
+            {"prompt": "x", "stop": 5},
+            "stop",
+            "Input should be a valid string or a valid list",
+        ),
+        ("/v1/completions", {"prompt": "x", "stop": [1]}, "stop.0", "Input should be a valid string"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": 5}]},
+            "messages.0.content",
+            "Input should be a valid string or a valid list",
+        ),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema"}},
+            "response_format.json_schema",
+            "Field required",
+        ),
+        (
+            "/v1/chat/completions",
+            {
+                "messages": [{"role": "user", "content": "hi"}],
+                "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": 5}},
+            },
+            "response_format.json_schema.schema",
+            "Input should be a valid dictionary",
+        ),
+    ],
+)
+def test_validation_errors_name_the_field_as_the_client_wrote_it(
+    client: TestClient, path: str, body: dict[str, Any], param: str, message: str
+) -> None:
+    """pydantic's loc also names the union member it tried ("prompt.str", "stop.list[str].0"); the
+    client wrote no such field."""
+    response = client.post(path, json=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert error["message"] == f"{param}: {message}"
 
 
 def test_invalid_json_is_400(client: TestClient) -> None:

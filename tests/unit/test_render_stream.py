@@ -1,5 +1,7 @@
 """The hand-built stream events and whole answers are byte for byte what the pydantic response models
-in server/schemas write, so the fast path changes nothing on the wire."""
+in server/schemas write, so the fast path changes nothing on the wire. Stream events are compared with
+`model_dump_json(exclude_unset=True)`: the models' required fields are always there (null where the
+spec allows), the optional ones only where the reference sets them."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ TRICKY = [
     "\u2028\u2029</script>",
     "/slash/",
 ]
+FINGERPRINT = "fp_0123456789"
 FLOATS = [-0.0, -1e-7, -1.2345e-05, -9.218252182006836, -123.5, -3.4028234663852886e38, float("-inf")]
 
 
@@ -45,16 +48,35 @@ def timer() -> RequestTimer:
 
 
 def chat_ctx(n: int = 1, top_logprobs: int | None = None, model: str = "tiny-mixtral") -> ChatContext:
-    return ChatContext("chatcmpl-abc", 1_700_000_000, model, 11, n, top_logprobs, timer())
+    return ChatContext("chatcmpl-abc", 1_700_000_000, model, 11, n, top_logprobs, timer(), FINGERPRINT)
 
 
 def cmpl_ctx(echo: list[str], logprobs: int | None = None) -> CompletionContext:
-    return CompletionContext("cmpl-abc", 1_700_000_000, "tiny-mixtral", 7, echo, logprobs, timer())
+    return CompletionContext(
+        "cmpl-abc", 1_700_000_000, "tiny-mixtral", 7, echo, logprobs, timer(), FINGERPRINT
+    )
+
+
+def own_bytes(rng: random.Random) -> bytes | None:
+    """A token's own bytes where they are not its text's: a part of a split character."""
+    return rng.choice([None, None, b"", b"\xe6", b"\x97\xa5"])
 
 
 def token_logprob(rng: random.Random, token: str) -> TokenLogprob:
-    top = [TopLogprob(i, rng.choice(TRICKY) + str(i), rng.choice(FLOATS)) for i in range(4)]
-    return TokenLogprob(1, token, rng.choice(FLOATS), top)
+    top = [TopLogprob(i, rng.choice(TRICKY) + str(i), rng.choice(FLOATS), own_bytes(rng)) for i in range(4)]
+    return TokenLogprob(1, token, rng.choice(FLOATS), top, own_bytes(rng))
+
+
+def bytes_of(entry: TokenLogprob | TopLogprob) -> list[int]:
+    return list(entry.utf8 if entry.utf8 is not None else entry.token.encode())
+
+
+def completion_top(entry: TokenLogprob, top_n: int) -> dict[str, float]:
+    """The top alternatives plus the sampled token, as OpenAI's completions answer."""
+    top = {t.token: t.logprob for t in entry.top[:top_n]}
+    if entry.token not in top:
+        top[entry.token] = entry.logprob
+    return top
 
 
 def random_deltas(rng: random.Random, choices: int, logprobs: bool) -> list[tuple[int, Delta]]:
@@ -86,14 +108,15 @@ def pydantic_chat_logprobs(entries: list[TokenLogprob], top_n: int) -> ChoiceLog
             LogprobEntry(
                 token=e.token,
                 logprob=e.logprob,
-                bytes=list(e.token.encode()),
+                bytes=bytes_of(e),
                 top_logprobs=[
-                    TopLogprobEntry(token=t.token, logprob=t.logprob, bytes=list(t.token.encode()))
+                    TopLogprobEntry(token=t.token, logprob=t.logprob, bytes=bytes_of(t))
                     for t in e.top[:top_n]
                 ],
             )
             for e in entries
-        ]
+        ],
+        refusal=None,
     )
 
 
@@ -101,13 +124,22 @@ def expected_chat_stream(
     ctx: ChatContext, items: list[tuple[int, Delta]], include_usage: bool
 ) -> list[bytes]:
     def chunk(*choices: ChatChunkChoice, usage: Usage | None = None) -> bytes:
+        fields = {"usage": usage} if usage is not None else {}
         body = ChatCompletionChunk(
-            id=ctx.id, created=ctx.created, model=ctx.model, choices=list(choices), usage=usage
+            id=ctx.id,
+            object="chat.completion.chunk",
+            created=ctx.created,
+            model=ctx.model,
+            choices=list(choices),
+            system_fingerprint=FINGERPRINT,
+            **fields,  # type: ignore[arg-type]
         )
-        return body.model_dump_json(exclude_none=True).encode()
+        return body.model_dump_json(exclude_unset=True).encode()
 
     role = ChunkDelta(role="assistant", content="")
-    out = [chunk(ChatChunkChoice(index=i, delta=role)) for i in range(ctx.n)]
+    out = [
+        chunk(ChatChunkChoice(index=i, delta=role, logprobs=None, finish_reason=None)) for i in range(ctx.n)
+    ]
     tokens = 0
     for index, d in items:
         tokens += len(d.token_ids)
@@ -141,12 +173,23 @@ def expected_completion_stream(
     ctx: CompletionContext, items: list[tuple[int, Delta]], include_usage: bool
 ) -> list[bytes]:
     def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> bytes:
-        body = Completion(id=ctx.id, created=ctx.created, model=ctx.model, choices=choices, usage=usage)
-        return body.model_dump_json(exclude_none=True).encode()
+        fields = {"usage": usage} if usage is not None else {}
+        body = Completion(
+            id=ctx.id,
+            object="text_completion",
+            created=ctx.created,
+            model=ctx.model,
+            choices=choices,
+            system_fingerprint=FINGERPRINT,
+            **fields,  # type: ignore[arg-type]
+        )
+        return body.model_dump_json(exclude_unset=True).encode()
 
     offsets = [len(e) for e in ctx.echo]
     out = [
-        chunk([CompletionChoice(index=i, text=e, finish_reason=None)]) for i, e in enumerate(ctx.echo) if e
+        chunk([CompletionChoice(index=i, text=e, logprobs=None, finish_reason=None)])
+        for i, e in enumerate(ctx.echo)
+        if e
     ]
     tokens = 0
     for index, d in items:
@@ -159,7 +202,7 @@ def expected_completion_stream(
             for e in d.logprobs or []:
                 lp.tokens.append(e.token)
                 lp.token_logprobs.append(e.logprob)
-                lp.top_logprobs.append({t.token: t.logprob for t in e.top[: ctx.logprobs]})
+                lp.top_logprobs.append(completion_top(e, ctx.logprobs))
                 lp.text_offset.append(offsets[index])
                 offsets[index] += len(e.token)
         choice = CompletionChoice(index=index, text=d.text, logprobs=lp, finish_reason=d.finish_reason)
@@ -211,18 +254,20 @@ async def test_whole_chat_answer_equals_the_model_dump_it_replaces(
     entries = [[e for i, d in items if i == c for e in d.logprobs or []] for c in range(n)]
     reference = ChatCompletion(
         id=ctx.id,
+        object="chat.completion",
         created=ctx.created,
         model=ctx.model,
         choices=[
             ChatChoice(
                 index=c,
-                message=AssistantMessage(content=texts[c]),
+                message=AssistantMessage(role="assistant", content=texts[c], refusal=None),
                 logprobs=None if top_logprobs is None else pydantic_chat_logprobs(entries[c], top_logprobs),
                 finish_reason=reasons[c],  # type: ignore[arg-type]
             )
             for c in range(n)
         ],
         usage=Usage.of(ctx.prompt_tokens, sum(len(d.token_ids) for _, d in items)),
+        system_fingerprint=FINGERPRINT,
     )
     assert json_response_bytes(body) == json_response_bytes(reference.model_dump())
 
@@ -247,7 +292,7 @@ async def test_whole_completion_equals_the_model_dump_it_replaces(
             for e in (e for d in mine for e in d.logprobs or []):
                 lp.tokens.append(e.token)
                 lp.token_logprobs.append(e.logprob)
-                lp.top_logprobs.append({t.token: t.logprob for t in e.top[:logprobs]})
+                lp.top_logprobs.append(completion_top(e, logprobs))
                 lp.text_offset.append(offset)
                 offset += len(e.token)
         reason = next(d.finish_reason for d in mine if d.finish_reason)
@@ -255,10 +300,12 @@ async def test_whole_completion_equals_the_model_dump_it_replaces(
         choices.append(CompletionChoice(index=c, text=text, logprobs=lp, finish_reason=reason))
     reference = Completion(
         id=ctx.id,
+        object="text_completion",
         created=ctx.created,
         model=ctx.model,
         choices=choices,
         usage=Usage.of(ctx.prompt_tokens, sum(len(d.token_ids) for _, d in items)),
+        system_fingerprint=FINGERPRINT,
     )
     assert json_response_bytes(body) == json_response_bytes(reference.model_dump())
 

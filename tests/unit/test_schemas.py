@@ -104,8 +104,8 @@ def test_top_logprobs_with_logprobs_true_is_accepted() -> None:
         ({"stop": ""}, "stop"),
         ({"stop": ["ok", ""]}, "stop"),
         ({"stop": [f"s{i}" for i in range(17)]}, "stop"),
-        ({"logit_bias": {"abc": 1.0}}, "logit_bias"),
-        ({"logit_bias": {"-1": 1.0}}, "logit_bias"),
+        ({"logit_bias": {"abc": 1.0}}, "logit_bias.abc.[key]"),
+        ({"logit_bias": {"-1": 1.0}}, "logit_bias.-1.[key]"),
         ({"logit_bias": {"5": 101.0}}, "logit_bias.5"),
         ({"response_format": {"type": "xml"}}, "response_format"),
     ],
@@ -163,6 +163,32 @@ def test_stop_list_keeps_list_order_as_tuple() -> None:
 )
 def test_include_usage_follows_stream_options(stream_options: dict[str, bool] | None, expected: bool) -> None:
     assert chat(stream=True, stream_options=stream_options).include_usage is expected
+
+
+def test_stream_options_without_stream_is_rejected_naming_it() -> None:
+    """OpenAI and vLLM answer 400 here; ignoring it would hide the client's mistake."""
+    for fields in ({"stream_options": {"include_usage": True}}, {"stream": False, "stream_options": {}}):
+        with pytest.raises(ValidationError, match="only allowed when stream is true") as info:
+            chat(**fields)
+        assert error_fields(info.value) == {"stream_options"}
+    with pytest.raises(ValidationError):
+        completion(stream_options={"include_usage": True})
+
+
+def test_null_stream_options_without_stream_is_accepted() -> None:
+    assert chat(stream=False, stream_options=None).include_usage is False
+    assert completion(stream_options=None).include_usage is False
+
+
+def test_developer_role_is_a_system_message() -> None:
+    req = chat(messages=[{"role": "developer", "content": "Be brief."}, *USER_HI])
+    assert [m.template_role() for m in req.messages] == ["system", "user"]
+
+
+def test_every_bad_logit_bias_key_is_reported() -> None:
+    with pytest.raises(ValidationError) as info:
+        chat(logit_bias={"a": 1, "7": 1, "b": 1, "-3": 1})
+    assert {f.split(".")[1] for f in error_fields(info.value)} == {"a", "b", "-3"}
 
 
 def test_requested_max_tokens_prefers_max_completion_tokens() -> None:
@@ -232,6 +258,10 @@ def test_completion_defaults_to_openai_max_tokens() -> None:
     assert req.max_tokens == DEFAULT_MAX_TOKENS == 16
     assert req.echo is False
     assert req.logprobs is None
+
+
+def test_completion_null_max_tokens_is_the_default_not_the_whole_context() -> None:
+    assert completion(max_tokens=None).max_tokens == DEFAULT_MAX_TOKENS
 
 
 @pytest.mark.parametrize("logprobs", [-1, 21])
