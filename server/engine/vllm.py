@@ -42,6 +42,7 @@ from server.engine.base import (
 )
 from server.engine.model_shape import is_mixture_of_experts
 from server.engine.tiny import ensure_tiny_model
+from server.engine.vllm_logprobs import MIN_LOGPROB, prompt_logprobs
 from server.engine.vllm_lora import LoRARegistry
 from server.engine.vllm_quantization import check_quantization
 from server.engine.vllm_structured import engine_config, structured_outputs, verify
@@ -55,9 +56,6 @@ GPU_API_SERVER_COUNT = 4
 # behind long prefill chunks (ITL p99 229 ms); 2,048 gives 73 ms at the same throughput.
 GPU_MAX_NUM_BATCHED_TOKENS = 2048
 _VALIDATION_ERRORS = (VLLMValidationError, ValueError, TypeError)
-# A token the structured-output grammar forbids has logprob -inf, which JSON cannot carry;
-# vLLM's own OpenAI server reports -9999.0.
-MIN_LOGPROB = -9999.0
 
 
 class _StatsRecorder(StatLoggerBase):
@@ -179,11 +177,17 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
     return AsyncEngineArgs(**{k: v for k, v in kwargs.items() if v is not None})
 
 
+def _engine_max_tokens(options: SamplingOptions) -> int:
+    """vLLM needs at least one output token; with max_tokens 0 (score the prompt only) it makes
+    one, and the stream drops it."""
+    return 1 if options.max_tokens == 0 else options.max_tokens
+
+
 def to_sampling_params(options: SamplingOptions) -> SamplingParams:
     try:
         return SamplingParams(
             n=1,
-            max_tokens=options.max_tokens,
+            max_tokens=_engine_max_tokens(options),
             temperature=options.temperature,
             top_p=options.top_p,
             top_k=options.top_k,
@@ -195,6 +199,7 @@ def to_sampling_params(options: SamplingOptions) -> SamplingParams:
             repetition_penalty=options.repetition_penalty,
             logit_bias=options.logit_bias,
             logprobs=options.logprobs,
+            prompt_logprobs=options.prompt_logprobs,
             min_tokens=options.min_tokens,
             ignore_eos=options.ignore_eos,
             structured_outputs=structured_outputs(options),
@@ -223,6 +228,30 @@ def _logprobs(output: Any) -> list[TokenLogprob] | None:
             )
         )
     return entries
+
+
+def _delta(out: Any, options: SamplingOptions, prompt_ids: list[int]) -> Delta:
+    """One RequestOutput as a Delta; `prompt_ids`: the prompt tokens whose logprobs are still due."""
+    output = out.outputs[0]
+    reason = output.finish_reason
+    plp = prompt_logprobs(prompt_ids, out.prompt_logprobs) if out.prompt_logprobs else None
+    if options.max_tokens == 0:  # the one token vLLM had to make is not part of the answer
+        return Delta(
+            text="",
+            token_ids=[],
+            finish_reason="length" if reason else None,
+            logprobs=[] if options.logprobs is not None else None,
+            num_cached_prompt_tokens=out.num_cached_tokens or 0,
+            prompt_logprobs=plp,
+        )
+    return Delta(
+        text=output.text,
+        token_ids=list(output.token_ids),
+        finish_reason="length" if reason == "length" else ("stop" if reason else None),
+        logprobs=_logprobs(output),
+        num_cached_prompt_tokens=out.num_cached_tokens or 0,
+        prompt_logprobs=plp,
+    )
 
 
 class VLLMEngine:
@@ -289,22 +318,18 @@ class VLLMEngine:
         self, request: GenerateRequest, params: SamplingParams, lora: LoRARequest | None
     ) -> AsyncGenerator[Delta, None]:
         finished = False
+        prompt_done = 0  # prompt positions whose logprobs were handed out
         try:
             async for out in self._llm.generate(
                 tokens_input(request.prompt_token_ids), params, request.request_id, lora_request=lora
             ):
-                output = out.outputs[0]
-                reason = output.finish_reason
+                reason = out.outputs[0].finish_reason
                 if reason in ("abort", "error"):
                     raise EngineError(f"The engine ended the request ({reason}).")
                 finished = out.finished
-                yield Delta(
-                    text=output.text,
-                    token_ids=list(output.token_ids),
-                    finish_reason="length" if reason == "length" else ("stop" if reason else None),
-                    logprobs=_logprobs(output),
-                    num_cached_prompt_tokens=out.num_cached_tokens or 0,
-                )
+                delta = _delta(out, request.sampling, request.prompt_token_ids[prompt_done:])
+                prompt_done += len(delta.prompt_logprobs or ())
+                yield delta
         except EngineDeadError as exc:
             raise EngineUnavailableError(
                 "The engine has stopped; this server cannot serve until restarted."

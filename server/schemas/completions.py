@@ -26,7 +26,9 @@ def _is_token_id(value: Any) -> bool:
 
 class CompletionRequest(SamplingFields):
     prompt: Prompt
-    max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = DEFAULT_MAX_TOKENS
+    max_tokens: Annotated[int, Field(ge=0), JSON_INT] | None = Field(
+        DEFAULT_MAX_TOKENS, description="0 only with echo: the prompt (and its logprobs), no completion."
+    )
     echo: Bool = False
     logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
     suffix: None = Field(None, description="Not supported: Mixtral has no fill-in-the-middle mode.")
