@@ -8,6 +8,7 @@ whole logprob history on an empty DELTA output. Both are handled below.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -42,7 +43,7 @@ from server.engine.base import (
 )
 from server.engine.model_shape import is_mixture_of_experts
 from server.engine.tiny import ensure_tiny_model
-from server.engine.vllm_logprobs import MIN_LOGPROB, prompt_logprobs
+from server.engine.vllm_logprobs import MIN_LOGPROB, TokenTexts, prompt_logprobs
 from server.engine.vllm_lora import LoRARegistry
 from server.engine.vllm_quantization import check_quantization
 from server.engine.vllm_structured import engine_config, structured_outputs, verify
@@ -230,11 +231,15 @@ def _logprobs(output: Any) -> list[TokenLogprob] | None:
     return entries
 
 
-def _delta(out: Any, options: SamplingOptions, prompt_ids: list[int]) -> Delta:
+def _delta(out: Any, options: SamplingOptions, prompt_ids: list[int], texts: TokenTexts | None) -> Delta:
     """One RequestOutput as a Delta; `prompt_ids`: the prompt tokens whose logprobs are still due."""
     output = out.outputs[0]
     reason = output.finish_reason
-    plp = prompt_logprobs(prompt_ids, out.prompt_logprobs) if out.prompt_logprobs else None
+    plp = None
+    if out.prompt_logprobs:
+        plp = prompt_logprobs(
+            prompt_ids, out.prompt_logprobs, texts or str
+        )  # str: only before start() set texts
     if options.max_tokens == 0:  # the one token vLLM had to make is not part of the answer
         return Delta(
             text="",
@@ -254,12 +259,19 @@ def _delta(out: Any, options: SamplingOptions, prompt_ids: list[int]) -> Delta:
     )
 
 
+async def _tokenizer(llm: AsyncLLM) -> Any:
+    """The engine's tokenizer: vLLM 0.32 hands it out directly, 0.26 from a coroutine."""
+    tokenizer = llm.get_tokenizer()
+    return await tokenizer if inspect.isawaitable(tokenizer) else tokenizer
+
+
 class VLLMEngine:
     def __init__(self, llm: AsyncLLM, recorder: _StatsRecorder, card: ModelCard, lora_enabled: bool) -> None:
         self._llm = llm
         self._recorder = recorder
         self._card = card
         self._lora = LoRARegistry(llm, card.name, lora_enabled)
+        self._texts: TokenTexts | None = None  # set by start(), from the engine's tokenizer
 
     @classmethod
     async def start(cls, settings: Settings, link: FrontendLink | None = None) -> VLLMEngine:
@@ -297,6 +309,7 @@ class VLLMEngine:
             max_num_seqs=int(vllm_config.scheduler_config.max_num_seqs),
         )
         engine = cls(llm, recorder, card, settings.lora_enabled())
+        engine._texts = TokenTexts(await _tokenizer(llm))
         try:
             for name, path in settings.lora_adapters().items():
                 await engine.add_adapter(name, path)
@@ -327,7 +340,7 @@ class VLLMEngine:
                 if reason in ("abort", "error"):
                     raise EngineError(f"The engine ended the request ({reason}).")
                 finished = out.finished
-                delta = _delta(out, request.sampling, request.prompt_token_ids[prompt_done:])
+                delta = _delta(out, request.sampling, request.prompt_token_ids[prompt_done:], self._texts)
                 prompt_done += len(delta.prompt_logprobs or ())
                 yield delta
         except EngineDeadError as exc:
