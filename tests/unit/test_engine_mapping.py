@@ -78,7 +78,7 @@ def test_default_options_give_no_stop_strings_no_bias_and_no_logprobs() -> None:
     [
         {"top_k": -5},
         {"repetition_penalty": 0.0},
-        {"max_tokens": 0},
+        {"max_tokens": -1},
         {"temperature": -1.0},
         {"top_p": 0.0},
         {"min_p": 1.5},
