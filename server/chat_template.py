@@ -42,8 +42,9 @@ class Conversation:
     turns: list[Turn]  # user, assistant, user, ..., user
 
 
-def validate_conversation(messages: list[Turn]) -> Conversation:
-    """Enforce: optional system message first, then user/assistant alternating, ending with user."""
+def validate_conversation(messages: list[Turn], continue_final: bool = False) -> Conversation:
+    """Enforce: optional system message first, then user/assistant alternating, ending with user (or,
+    to continue it, with an assistant message)."""
     if not messages:
         raise InvalidRequestError("messages must contain at least one message.", param="messages")
     system: str | None = None
@@ -66,16 +67,23 @@ def validate_conversation(messages: list[Turn]) -> Conversation:
         raise InvalidRequestError(msg, param=f"{where}.role")
     if not turns:
         raise InvalidRequestError("messages must contain a user message.", param="messages")
-    if turns[-1].role != "user":
+    last = "assistant" if continue_final else "user"
+    if turns[-1].role != last:
+        why = " with continue_final_message (it continues that message)" if continue_final else ""
         raise InvalidRequestError(
-            f"messages[{len(messages) - 1}]: the last message must come from the user.",
+            f"messages[{len(messages) - 1}]: the last message must come from the {last}{why}.",
             param=f"messages[{len(messages) - 1}].role",
         )
     return Conversation(system=system, turns=list(turns))
 
 
-def render_mixtral_ids(conversation: Conversation, tokenizer: Tokenizer) -> list[int]:
+def render_mixtral_ids(
+    conversation: Conversation, tokenizer: Tokenizer, continue_final: bool = False
+) -> list[int]:
+    """`continue_final`: the last (assistant) turn stays open, without EOS, for the model to go on
+    (mistral-common's `prefix` assistant message)."""
     ids: list[int] = [tokenizer.bos_id] if tokenizer.bos_id is not None else []
+    last = len(conversation.turns) - 1
     for i, turn in enumerate(conversation.turns):
         if turn.role == "user":
             text = turn.text
@@ -84,7 +92,7 @@ def render_mixtral_ids(conversation: Conversation, tokenizer: Tokenizer) -> list
             ids += tokenizer.encode_segment(f"[INST] {text} [/INST]")
         else:
             ids += tokenizer.encode_segment(turn.text)
-            if tokenizer.eos_id is not None:
+            if tokenizer.eos_id is not None and not (continue_final and i == last):
                 ids.append(tokenizer.eos_id)
     return ids
 
@@ -152,20 +160,41 @@ class ChatTemplate:
         """The operator's `--chat-template` file if given, else the tokenizer's template."""
         return cls(tokenizer, path.read_text(encoding="utf-8") if path is not None else None)
 
-    def render(self, messages: list[Turn]) -> list[int]:
+    def render(
+        self, messages: list[Turn], *, continue_final: bool = False, add_generation_prompt: bool = True
+    ) -> list[int]:
+        """`continue_final`: the model goes on with the last (assistant) message. The [INST] format
+        has no generation prompt to leave out (a user turn ends in [/INST], where the answer starts),
+        so there `add_generation_prompt` false is taken only with `continue_final`; a Jinja template
+        gets both as it would from transformers."""
         if self.source == "none":
             raise InvalidRequestError(NO_TEMPLATE_MESSAGE, param="messages")
-        conversation = validate_conversation(messages)
+        conversation = validate_conversation(messages, continue_final)
         if self.source == "mixtral-inst":
-            return render_mixtral_ids(conversation, self._tokenizer)
-        return self._render_jinja(messages)
+            if not add_generation_prompt and not continue_final:
+                raise InvalidRequestError(
+                    "add_generation_prompt false has no meaning for the Mixtral [INST] format: the user's "
+                    "turn ends in [/INST], where the answer starts. To have the model continue an "
+                    "assistant message, send it last with continue_final_message true.",
+                    param="add_generation_prompt",
+                )
+            return render_mixtral_ids(conversation, self._tokenizer, continue_final)
+        return self._render_jinja(messages, continue_final, add_generation_prompt)
 
-    def _render_jinja(self, messages: list[Turn]) -> list[int]:
+    def _render_jinja(
+        self, messages: list[Turn], continue_final: bool, add_generation_prompt: bool
+    ) -> list[int]:
         from jinja2 import TemplateError
 
         try:
             return render_jinja_ids(
-                self._tokenizer, self._jinja or "", [{"role": m.role, "content": m.text} for m in messages]
+                self._tokenizer,
+                self._jinja or "",
+                [{"role": m.role, "content": m.text} for m in messages],
+                continue_final=continue_final,
+                add_generation_prompt=add_generation_prompt and not continue_final,
             )
         except TemplateError as exc:  # the model's template refused the conversation
+            raise InvalidRequestError(f"The model's chat template rejected the messages: {exc}") from exc
+        except ValueError as exc:  # transformers: continue_final_message found no final message text
             raise InvalidRequestError(f"The model's chat template rejected the messages: {exc}") from exc

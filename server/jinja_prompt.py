@@ -30,11 +30,20 @@ _SENTINEL_PATTERN = re.compile("\ue000message(\\d+)\ue001")
 _PLACEMENTS: tuple[Callable[[str], str], ...] = (str, str.strip, str.lstrip, str.rstrip)
 
 
-def render_jinja_ids(tokenizer: Tokenizer, source: str, messages: list[Message]) -> list[int]:
-    """The prompt ids; jinja2.TemplateError where the template refuses the conversation."""
-    text = tokenizer.jinja_text(messages, source)
+def render_jinja_ids(
+    tokenizer: Tokenizer,
+    source: str,
+    messages: list[Message],
+    *,
+    continue_final: bool = False,
+    add_generation_prompt: bool = True,
+) -> list[int]:
+    """The prompt ids; jinja2.TemplateError where the template refuses the conversation.
+    `continue_final` and `add_generation_prompt` as transformers' apply_chat_template takes them."""
+    options = {"continue_final_message": continue_final, "add_generation_prompt": add_generation_prompt}
+    text = tokenizer.jinja_text(messages, source, **options)
     contents = [m["content"] for m in messages]
-    skeleton = _skeleton(tokenizer, source, messages)
+    skeleton = _skeleton(tokenizer, source, messages, options)
     spans = content_spans(text, skeleton, contents) if skeleton is not None else None
     ids = tokenizer.encode_markup(text, spans) if spans is not None else None
     return ids if ids is not None else _checked(tokenizer, text, skeleton, contents)
@@ -74,10 +83,12 @@ def sentinel(index: int) -> str:
     return _SENTINEL.format(index)
 
 
-def _skeleton(tokenizer: Tokenizer, source: str, messages: list[Message]) -> str | None:
+def _skeleton(
+    tokenizer: Tokenizer, source: str, messages: list[Message], options: dict[str, bool] | None = None
+) -> str | None:
     marked = [dict(m, content=sentinel(i)) for i, m in enumerate(messages)]
     try:
-        return tokenizer.jinja_text(marked, source)
+        return tokenizer.jinja_text(marked, source, **(options or {}))
     except Exception:  # a template that cannot take the sentinels: only the exact path is lost
         return None
 

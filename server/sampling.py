@@ -55,6 +55,7 @@ def sampling_options(
     max_logprobs: int,
     choice_index: int = 0,
     response_format: ResponseFormat | None = None,
+    prompt_logprobs: int | None = None,
 ) -> SamplingOptions:
     """Map one choice's sampling. With n > 1 and a seed, choice i uses seed + i: reproducible yet
     different choices."""
@@ -62,6 +63,12 @@ def sampling_options(
         raise InvalidRequestError(
             f"At most {max_logprobs} log probabilities per token can be returned; {logprobs} were asked for.",
             param="logprobs",
+        )
+    if prompt_logprobs is not None and prompt_logprobs > max_logprobs:
+        raise InvalidRequestError(
+            f"At most {max_logprobs} log probabilities per token can be returned; {prompt_logprobs} "
+            "were asked for.",
+            param="prompt_logprobs",
         )
     if req.min_tokens > max_tokens:
         raise InvalidRequestError(
@@ -91,4 +98,5 @@ def sampling_options(
             else None
         ),
         json_object=isinstance(response_format, ResponseFormatJsonObject),
+        prompt_logprobs=prompt_logprobs,
     )

@@ -61,9 +61,20 @@ class Tokenizer:
             self._markup = MarkupEncoder(self._hf)
         return self._markup.encode(text, content)
 
-    def jinja_text(self, messages: list[dict[str, str]], template: str) -> str:
-        """The prompt text `template` renders, with the generation prompt, before tokenization."""
+    def jinja_text(
+        self,
+        messages: list[dict[str, str]],
+        template: str,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+    ) -> str:
+        """The prompt text `template` renders, by default with the generation prompt, before
+        tokenization. `continue_final_message`: cut after the last message's text, left open."""
         text: str = self._hf.apply_chat_template(
-            messages, chat_template=template, tokenize=False, add_generation_prompt=True
+            messages,
+            chat_template=template,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
         )
         return text

@@ -8,6 +8,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 
 from server import generation, input_limits
+from server.api.outputs import chat_echo, chat_extras, check_chat
 from server.api.respond import respond
 from server.auth import CallerDep
 from server.chat_template import Turn
@@ -34,12 +35,18 @@ async def create_chat_completion(
     model = state.check_model(body.model)
     input_limits.check_n(body.n, state.settings)
     input_limits.check_messages(len(body.messages), state.settings)
-    prompt = state.template.render([Turn(m.template_role(), m.text()) for m in body.messages])
+    check_chat(body)
+    prompt = state.template.render(
+        [Turn(m.template_role(), m.text()) for m in body.messages],
+        continue_final=body.continue_final_message,
+        add_generation_prompt=body.add_generation_prompt is not False,
+    )
     input_limits.check_prompt(len(prompt), state.settings, "messages")
     max_tokens = input_limits.max_tokens(
         len(prompt), body.requested_max_tokens(), state.settings, state.max_model_len, prompt_param="messages"
     )
     top_logprobs = (body.top_logprobs or 0) if body.logprobs else None
+    extras = chat_extras(body, prompt)
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     choices = [
         generation.Choice(
@@ -55,6 +62,8 @@ async def create_chat_completion(
                     max_logprobs=state.settings.max_logprobs,
                     choice_index=i,
                     response_format=body.response_format,
+                    # One set of prompt logprobs answers all choices (they share the prompt).
+                    prompt_logprobs=extras.prompt_logprobs if extras and i == 0 else None,
                 ),
                 adapter=state.adapter_for(model),
             ),
@@ -70,6 +79,8 @@ async def create_chat_completion(
         top_logprobs=top_logprobs,
         timer=timer,
         system_fingerprint=state.system_fingerprint,
+        extras=extras,
+        echo=chat_echo(body),
     )
     return await respond(
         request,

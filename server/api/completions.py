@@ -8,12 +8,14 @@ import uuid
 from fastapi import APIRouter, Request, Response
 
 from server import generation, input_limits
+from server.api.outputs import check_stream, prompt_logprobs
 from server.api.respond import respond
 from server.auth import CallerDep
 from server.engine.base import GenerateRequest
 from server.errors import InvalidRequestError
 from server.metrics import RequestTimer
 from server.render.completions import CompletionContext, collect_completion, stream_completion
+from server.render.extras import Extras
 from server.sampling import sampling_options
 from server.schemas.common import ErrorResponse
 from server.schemas.completions import Completion, CompletionRequest
@@ -51,8 +53,30 @@ def _prompts(body: CompletionRequest, state: ServerState) -> list[tuple[list[int
 def _check_unsupported(body: CompletionRequest) -> None:
     if body.best_of is not None and body.best_of != body.n:
         raise InvalidRequestError("best_of other than n is not supported.", param="best_of")
-    if body.echo and body.logprobs is not None:
-        raise InvalidRequestError("echo together with logprobs is not supported.", param="echo")
+    if body.max_tokens == 0 and not body.echo:
+        raise InvalidRequestError(
+            "max_tokens 0 asks for no completion; it needs echo (to score the prompt).", param="max_tokens"
+        )
+    check_stream(body)
+
+
+def _extras(
+    body: CompletionRequest, prompts: list[tuple[list[int], str]], state: ServerState
+) -> Extras | None:
+    """vLLM's output extensions of this request; None (the fast path) when none is asked for. As in
+    vLLM, echo with logprobs asks for the prompt's logprobs (as many alternatives as `logprobs`)."""
+    top_n = prompt_logprobs(body, body.echo, body.logprobs)
+    if top_n is None and not body.return_token_ids and not body.continuous_usage:
+        return None
+    return Extras(
+        prompt_ids=[ids for ids, _ in prompts],
+        n=body.n,
+        prompt_logprobs=top_n,
+        return_token_ids=body.return_token_ids,
+        continuous_usage=body.continuous_usage,
+        echo_logprobs=body.echo and body.logprobs is not None,
+        first_tokens=[state.tokenizer.decode(ids[:1]) for ids, _ in prompts],
+    )
 
 
 @router.post("/v1/completions", response_model=Completion, responses=_ERRORS)
@@ -64,6 +88,7 @@ async def create_completion(
     _check_unsupported(body)
     input_limits.check_n(body.n, state.settings)
     prompts = _prompts(body, state)
+    extras = _extras(body, prompts, state)
     request_id = f"cmpl-{uuid.uuid4().hex}"
     choices: list[generation.Choice] = []
     echo: list[str] = []
@@ -82,6 +107,7 @@ async def create_completion(
                 max_logprobs=state.settings.max_logprobs,
                 choice_index=i,
                 response_format=body.response_format,
+                prompt_logprobs=extras.prompt_logprobs if extras else None,
             )
             job = GenerateRequest(f"{request_id}-{index}", ids, sampling, state.adapter_for(model))
             choices.append(generation.Choice(index, job))
@@ -95,6 +121,8 @@ async def create_completion(
         logprobs=body.logprobs,
         timer=timer,
         system_fingerprint=state.system_fingerprint,
+        extras=extras,
+        n=body.n,
     )
     return await respond(
         request,

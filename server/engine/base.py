@@ -34,6 +34,9 @@ class SamplingOptions:
     # Structured output (response_format): the engine constrains sampling to a grammar.
     json_schema: dict[str, object] | None = None  # JSON that follows this JSON Schema
     json_object: bool = False  # any JSON object
+    # Log-probabilities of the prompt's own tokens (each with this many top alternatives), handed
+    # out on the first delta. With max_tokens 0 the engine only scores the prompt: no output tokens.
+    prompt_logprobs: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class TopLogprob:
     token: str
     logprob: float
     utf8: bytes | None = None  # the token's own bytes; None: those of `token`
+    rank: int | None = None  # 1: the most likely token
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,7 @@ class TokenLogprob:
     logprob: float
     top: list[TopLogprob]
     utf8: bytes | None = None
+    rank: int | None = None  # the token's rank among all the vocabulary's (1: most likely)
 
 
 @dataclass(slots=True)
@@ -73,6 +78,9 @@ class Delta:
     finish_reason: FinishReason | None = None
     logprobs: list[TokenLogprob] | None = None
     num_cached_prompt_tokens: int = 0
+    # The prompt's tokens' log-probabilities (first delta only, when asked for): None for the first
+    # token, which nothing precedes.
+    prompt_logprobs: list[TokenLogprob | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

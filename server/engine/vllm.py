@@ -8,6 +8,7 @@ whole logprob history on an empty DELTA output. Both are handled below.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -37,12 +38,11 @@ from server.engine.base import (
     ModelCard,
     SamplingOptions,
     StepTimings,
-    TokenLogprob,
-    TopLogprob,
 )
 from server.engine.model_shape import is_mixture_of_experts
 from server.engine.tiny import ensure_tiny_model
-from server.engine.token_text import SequenceText, TokenPieces
+from server.engine.token_text import TokenPieces
+from server.engine.vllm_logprobs import RequestTexts, output_logprobs, prompt_logprobs
 from server.engine.vllm_lora import LoRARegistry
 from server.engine.vllm_quantization import check_quantization
 from server.engine.vllm_structured import engine_config, structured_outputs, verify
@@ -56,9 +56,6 @@ GPU_API_SERVER_COUNT = 4
 # behind long prefill chunks (ITL p99 229 ms); 2,048 gives 73 ms at the same throughput.
 GPU_MAX_NUM_BATCHED_TOKENS = 2048
 _VALIDATION_ERRORS = (VLLMValidationError, ValueError, TypeError)
-# A token the structured-output grammar forbids has logprob -inf, which JSON cannot carry;
-# vLLM's own OpenAI server reports -9999.0.
-MIN_LOGPROB = -9999.0
 
 
 class _StatsRecorder(StatLoggerBase):
@@ -180,11 +177,17 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
     return AsyncEngineArgs(**{k: v for k, v in kwargs.items() if v is not None})
 
 
+def _engine_max_tokens(options: SamplingOptions) -> int:
+    """vLLM needs at least one output token; with max_tokens 0 (score the prompt only) it makes
+    one, and the stream drops it."""
+    return 1 if options.max_tokens == 0 else options.max_tokens
+
+
 def to_sampling_params(options: SamplingOptions) -> SamplingParams:
     try:
         return SamplingParams(
             n=1,
-            max_tokens=options.max_tokens,
+            max_tokens=_engine_max_tokens(options),
             temperature=options.temperature,
             top_p=options.top_p,
             top_k=options.top_k,
@@ -196,6 +199,7 @@ def to_sampling_params(options: SamplingOptions) -> SamplingParams:
             repetition_penalty=options.repetition_penalty,
             logit_bias=options.logit_bias,
             logprobs=options.logprobs,
+            prompt_logprobs=options.prompt_logprobs,
             min_tokens=options.min_tokens,
             ignore_eos=options.ignore_eos,
             structured_outputs=structured_outputs(options),
@@ -205,30 +209,37 @@ def to_sampling_params(options: SamplingOptions) -> SamplingParams:
         raise InvalidRequestError(str(exc)) from exc
 
 
-def _logprobs(output: Any, text: SequenceText | None = None) -> list[TokenLogprob] | None:
-    """The delta's tokens with their alternatives. With `text` (the sequence's token texts), each
-    token's text and bytes come from the vocabulary (server/engine/token_text.py); without it, from
-    vLLM's per-token `decoded_token`."""
-    raw = output.logprobs
-    if raw is None:
-        return None
-    n = len(output.token_ids)
-    raw = list(raw)[len(raw) - n :] if n else []  # vLLM 0.26 returns the whole history on empty deltas
-    entries: list[TokenLogprob] = []
-    for token_id, candidates in zip(output.token_ids, raw, strict=True):
-        chosen = candidates[token_id]
-        ranked = sorted(candidates.items(), key=lambda kv: kv[1].rank or 0)
-        if text is None:
-            top = [TopLogprob(t, lp.decoded_token or "", max(lp.logprob, MIN_LOGPROB)) for t, lp in ranked]
-            token, utf8 = chosen.decoded_token or "", None
-        else:
-            top = [
-                TopLogprob(t, text.peek(t), max(lp.logprob, MIN_LOGPROB), text.bytes_of(t))
-                for t, lp in ranked
-            ]
-            token, utf8 = text.advance(token_id), text.bytes_of(token_id)
-        entries.append(TokenLogprob(token_id, token, max(chosen.logprob, MIN_LOGPROB), top, utf8))
-    return entries
+def _delta(out: Any, options: SamplingOptions, prompt_ids: list[int], texts: RequestTexts) -> Delta:
+    """One RequestOutput as a Delta."""
+    output = out.outputs[0]
+    reason = output.finish_reason
+    plp = None
+    if out.prompt_logprobs:
+        plp = prompt_logprobs(prompt_ids[texts.prompt_done :], out.prompt_logprobs, texts.prompt)
+        texts.prompt_done += len(plp)
+    if options.max_tokens == 0:  # the one token vLLM had to make is not part of the answer
+        return Delta(
+            text="",
+            token_ids=[],
+            finish_reason="length" if reason else None,
+            logprobs=[] if options.logprobs is not None else None,
+            num_cached_prompt_tokens=out.num_cached_tokens or 0,
+            prompt_logprobs=plp,
+        )
+    return Delta(
+        text=output.text,
+        token_ids=list(output.token_ids),
+        finish_reason="length" if reason == "length" else ("stop" if reason else None),
+        logprobs=output_logprobs(output, texts.output),
+        num_cached_prompt_tokens=out.num_cached_tokens or 0,
+        prompt_logprobs=plp,
+    )
+
+
+async def _tokenizer(llm: AsyncLLM) -> Any:
+    """The engine's tokenizer: vLLM 0.32 hands it out directly, 0.26 from a coroutine."""
+    tokenizer = llm.get_tokenizer()
+    return await tokenizer if inspect.isawaitable(tokenizer) else tokenizer
 
 
 class VLLMEngine:
@@ -237,8 +248,7 @@ class VLLMEngine:
         self._recorder = recorder
         self._card = card
         self._lora = LoRARegistry(llm, card.name, lora_enabled)
-        tokenizer = getattr(llm, "tokenizer", None)  # None with skip_tokenizer_init
-        self._pieces = TokenPieces(tokenizer) if tokenizer is not None else None
+        self._pieces: TokenPieces | None = None  # set by start(), from the engine's tokenizer
 
     @classmethod
     async def start(cls, settings: Settings, link: FrontendLink | None = None) -> VLLMEngine:
@@ -276,6 +286,8 @@ class VLLMEngine:
             max_num_seqs=int(vllm_config.scheduler_config.max_num_seqs),
         )
         engine = cls(llm, recorder, card, settings.lora_enabled())
+        tokenizer = await _tokenizer(llm)  # None with skip_tokenizer_init
+        engine._pieces = TokenPieces(tokenizer) if tokenizer is not None else None
         try:
             for name, path in settings.lora_adapters().items():
                 await engine.add_adapter(name, path)
@@ -297,23 +309,16 @@ class VLLMEngine:
         self, request: GenerateRequest, params: SamplingParams, lora: LoRARequest | None
     ) -> AsyncGenerator[Delta, None]:
         finished = False
-        text = SequenceText(self._pieces) if self._pieces and params.logprobs is not None else None
+        texts = RequestTexts(self._pieces, params.logprobs is not None, params.prompt_logprobs is not None)
         try:
             async for out in self._llm.generate(
                 tokens_input(request.prompt_token_ids), params, request.request_id, lora_request=lora
             ):
-                output = out.outputs[0]
-                reason = output.finish_reason
+                reason = out.outputs[0].finish_reason
                 if reason in ("abort", "error"):
                     raise EngineError(f"The engine ended the request ({reason}).")
                 finished = out.finished
-                yield Delta(
-                    text=output.text,
-                    token_ids=list(output.token_ids),
-                    finish_reason="length" if reason == "length" else ("stop" if reason else None),
-                    logprobs=_logprobs(output, text),
-                    num_cached_prompt_tokens=out.num_cached_tokens or 0,
-                )
+                yield _delta(out, request.sampling, request.prompt_token_ids, texts)
         except EngineDeadError as exc:
             raise EngineUnavailableError(
                 "The engine has stopped; this server cannot serve until restarted."

@@ -16,7 +16,8 @@ from server.engine.base import Delta
 from server.generation import DeltaStream
 from server.metrics import RequestTimer
 from server.render.chunks import ChunkEncoder, usage
-from server.render.logprobs import chat_entry, chat_logprobs
+from server.render.extras import Counts, Extras
+from server.render.logprobs import chat_entry, chat_logprobs, prompt_logprobs_field
 
 Deltas = DeltaStream
 
@@ -31,6 +32,8 @@ class ChatContext:
     top_logprobs: int | None  # None: no logprobs asked for
     timer: RequestTimer
     system_fingerprint: str
+    extras: Extras | None = None  # vLLM's output extensions, when any is asked for
+    echo: str = ""  # vLLM's echo: text the answer starts with (the message it continues)
 
 
 def _chunk_choice(ctx: ChatContext, index: int, delta: Delta) -> dict[str, Any]:
@@ -48,8 +51,13 @@ def _chunk_choice(ctx: ChatContext, index: int, delta: Delta) -> dict[str, Any]:
 
 async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> AsyncGenerator[bytes, None]:
     """Yields each event's JSON: role chunks once output starts, content chunks, then usage if asked for."""
+    if ctx.extras is not None or ctx.echo:
+        async for event in _stream_extended(ctx, ctx.extras or Extras([[]]), deltas, include_usage):
+            yield event
+        return
     encoder = ChunkEncoder(ctx.id, "chat.completion.chunk", ctx.created, ctx.model, ctx.system_fingerprint)
     completion_tokens = 0
+    cached = 0
     reasons: list[str] = []
     role_sent = False
     async with contextlib.aclosing(deltas):
@@ -65,10 +73,11 @@ async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> 
             ctx.timer.token()
             if delta.finish_reason:
                 reasons.append(delta.finish_reason)
+                cached = delta.num_cached_prompt_tokens if index == 0 else cached
             if delta.text or delta.finish_reason or delta.logprobs:
                 yield encoder.choice(_chunk_choice(ctx, index, delta))
     if include_usage:
-        yield encoder.usage(ctx.prompt_tokens, completion_tokens)
+        yield encoder.usage(ctx.prompt_tokens, completion_tokens, cached)
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, reasons)
 
 
@@ -78,12 +87,20 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
     entries: list[list[dict[str, Any]]] = [[] for _ in range(ctx.n)]
     reasons: list[str | None] = [None] * ctx.n
     completion_tokens = 0
+    cached = 0
     top_n = ctx.top_logprobs
+    token_ids: list[list[int]] = [[] for _ in range(ctx.n)]
+    prompt_logprobs: list[Any] = []
     async with contextlib.aclosing(deltas):
         async for index, delta in deltas:
             completion_tokens += len(delta.token_ids)
             ctx.timer.token()
             texts[index].append(delta.text)
+            if ctx.extras is not None:
+                token_ids[index] += delta.token_ids
+                prompt_logprobs += delta.prompt_logprobs or [] if index == 0 else []
+            if index == 0:
+                cached = delta.num_cached_prompt_tokens
             if top_n is not None and delta.logprobs:
                 entries[index].extend(chat_entry(e, top_n) for e in delta.logprobs)
             if delta.finish_reason:
@@ -92,18 +109,90 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
     choices = [
         {
             "index": i,
-            "message": {"role": "assistant", "content": "".join(texts[i]), "refusal": None},
+            "message": {"role": "assistant", "content": ctx.echo + "".join(texts[i]), "refusal": None},
             "logprobs": {"content": entries[i], "refusal": None} if top_n is not None else None,
             "finish_reason": reasons[i],
         }
         for i in range(ctx.n)
     ]
-    return {
+    body = {
         "id": ctx.id,
         "object": "chat.completion",
         "created": ctx.created,
         "model": ctx.model,
         "choices": choices,
-        "usage": usage(ctx.prompt_tokens, completion_tokens),
+        "usage": usage(ctx.prompt_tokens, completion_tokens, cached),
         "system_fingerprint": ctx.system_fingerprint,
     }
+    if ctx.extras is not None:
+        _add_fields(ctx.extras, body, token_ids, prompt_logprobs)
+    return body
+
+
+def _add_fields(
+    extras: Extras, body: dict[str, Any], token_ids: list[list[int]], prompt_logprobs: list[Any]
+) -> None:
+    """vLLM's fields of a whole answer, where asked for: token_ids per choice, the prompt's at the top."""
+    if extras.return_token_ids:
+        for choice, ids in zip(body["choices"], token_ids, strict=True):
+            choice["token_ids"] = ids
+    if extras.prompt_logprobs is not None:
+        body["prompt_logprobs"] = prompt_logprobs_field(prompt_logprobs, extras.prompt_logprobs)
+    if extras.return_token_ids:
+        body["prompt_token_ids"] = extras.prompt_ids[0]
+
+
+async def _stream_extended(
+    ctx: ChatContext, extras: Extras, deltas: Deltas, include_usage: bool
+) -> AsyncGenerator[bytes, None]:
+    """As vLLM streams with its extensions: prompt_token_ids on the role chunks, the echoed text
+    next, token_ids on every chunk and, with continuous usage, the usage so far on each."""
+    encoder = ChunkEncoder(ctx.id, "chat.completion.chunk", ctx.created, ctx.model, ctx.system_fingerprint)
+    counts = Counts([ctx.prompt_tokens], ctx.n)
+    reasons: list[str] = []
+    role_sent = False
+    async with contextlib.aclosing(deltas):
+        async for index, delta in deltas:
+            counts.add(index, delta)
+            if not role_sent:
+                role_sent = True
+                for event in _opening(ctx, extras, encoder, counts):
+                    yield event
+            ctx.timer.token()
+            if delta.finish_reason:
+                reasons.append(delta.finish_reason)
+            if (
+                delta.text
+                or delta.finish_reason
+                or delta.logprobs
+                or (extras.return_token_ids and delta.token_ids)
+            ):
+                choice = _chunk_choice(ctx, index, delta)
+                if extras.return_token_ids:
+                    choice["token_ids"] = delta.token_ids
+                usage_now = {"usage": counts.usage_of(index)} if extras.continuous_usage else {}
+                yield encoder.choice_with(choice, usage_now)
+    completion_tokens = sum(counts.completion)
+    if include_usage:
+        yield encoder.usage(ctx.prompt_tokens, completion_tokens, counts.cached[0])
+    ctx.timer.finish(ctx.prompt_tokens, completion_tokens, reasons)
+
+
+def _opening_choice(index: int, delta: dict[str, str]) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
+
+
+def _opening(ctx: ChatContext, extras: Extras, encoder: ChunkEncoder, counts: Counts) -> list[bytes]:
+    """The role chunk of every choice (with the prompt's ids), then the echoed text of each."""
+    events: list[bytes] = []
+    for i in range(ctx.n):
+        fields: dict[str, Any] = (
+            {"usage": usage(ctx.prompt_tokens, 0, counts.cached[0])} if extras.continuous_usage else {}
+        )
+        if extras.return_token_ids:
+            fields["prompt_token_ids"] = extras.prompt_ids[0]
+        events.append(encoder.choice_with(_opening_choice(i, {"role": "assistant", "content": ""}), fields))
+    for i in range(ctx.n) if ctx.echo else ():
+        fields = {"usage": usage(ctx.prompt_tokens, 0, counts.cached[0])} if extras.continuous_usage else {}
+        events.append(encoder.choice_with(_opening_choice(i, {"content": ctx.echo}), fields))
+    return events

@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+    """OpenAI's usage; `cached_tokens`: prompt tokens the engine's prefix cache already held."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
 
 
@@ -39,6 +41,14 @@ class ChunkEncoder:
     def choice(self, choice: dict[str, Any]) -> bytes:
         return self._head + orjson.dumps(choice) + b"]" + self._tail
 
-    def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+    def usage(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> bytes:
         """The last event when `stream_options.include_usage` is set: no choices, only usage."""
-        return self._head + b'],"usage":' + orjson.dumps(usage(prompt_tokens, completion_tokens)) + self._tail
+        body = usage(prompt_tokens, completion_tokens, cached_tokens)
+        return self._head + b'],"usage":' + orjson.dumps(body) + self._tail
+
+    def choice_with(self, choice: dict[str, Any], fields: dict[str, Any]) -> bytes:
+        """One choice, then top-level `fields` after `choices` (vLLM's extensions: usage on every
+        chunk, prompt_token_ids)."""
+        if not fields:
+            return self.choice(choice)
+        return self._head + orjson.dumps(choice) + b"]," + orjson.dumps(fields)[1:-1] + self._tail

@@ -80,3 +80,46 @@ class CompletionLogprobsBuilder:
         for key, column in part.items():
             self.value[key].extend(column)
         return part
+
+    def add_prompt(self, first_token: str, entries: list[TokenLogprob | None]) -> dict[str, list[Any]]:
+        """The echoed prompt's columns, before any of the completion's (echo with logprobs). The first
+        token has no logprob: nothing precedes it. Its alternatives are the prompt token itself and
+        the `top_n` most likely, as vLLM sends them. Offsets point into the echoed text, which ends
+        where the completion starts (this builder's start offset); characters the text lacks (the
+        space SentencePiece puts before the first word) clamp at 0."""
+        tokens = [first_token if e is None else e.token for e in entries]
+        position = self._offset - sum(len(t) for t in tokens)
+        part: dict[str, list[Any]] = {
+            "tokens": tokens,
+            "token_logprobs": [],
+            "top_logprobs": [],
+            "text_offset": [],
+        }
+        for token, e in zip(tokens, entries, strict=True):
+            part["text_offset"].append(max(0, position))
+            position += len(token)
+            part["token_logprobs"].append(None if e is None else float(e.logprob))
+            top = None if e is None else {e.token: float(e.logprob)}
+            if top is not None and e is not None:
+                top.update((t.token, float(t.logprob)) for t in e.top[: self._top_n] if t.token not in top)
+            part["top_logprobs"].append(top)
+        for key, column in part.items():
+            self.value[key].extend(column)
+        return part
+
+
+def prompt_logprobs_field(entries: list[TokenLogprob | None], top_n: int) -> list[dict[str, Any] | None]:
+    """vLLM's `prompt_logprobs` response field: per prompt position (None for the first), token id ->
+    logprob, rank and decoded token, for the prompt's token and the `top_n` most likely."""
+    out: list[dict[str, Any] | None] = []
+    for e in entries:
+        if e is None:
+            out.append(None)
+            continue
+        position = {str(e.token_id): {"logprob": float(e.logprob), "rank": e.rank, "decoded_token": e.token}}
+        for t in e.top[:top_n]:
+            position.setdefault(
+                str(t.token_id), {"logprob": float(t.logprob), "rank": t.rank, "decoded_token": t.token}
+            )
+        out.append(position)
+    return out

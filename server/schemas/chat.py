@@ -37,6 +37,14 @@ class ChatCompletionRequest(SamplingFields):
     logprobs: Bool = False
     top_logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
     response_format: ResponseFormat | None = None
+    # vLLM's prompt extensions.
+    echo: Bool = Field(False, description="vLLM's: the answer starts with the last message's text.")
+    add_generation_prompt: Bool | None = Field(
+        None, description="vLLM's: false only with continue_final_message for the [INST] format."
+    )
+    continue_final_message: Bool = Field(
+        False, description="vLLM's: the model continues the final (assistant) message, no new turn."
+    )
 
     @model_validator(mode="after")
     def _check_logprobs(self) -> ChatCompletionRequest:

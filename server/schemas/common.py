@@ -53,6 +53,9 @@ class StrictModel(BaseModel):
 
 class StreamOptions(StrictModel):
     include_usage: Bool = False
+    continuous_usage_stats: Bool = Field(
+        False, description="vLLM's: with include_usage, every chunk also carries the usage so far."
+    )
 
 
 class SamplingFields(StrictModel):
@@ -79,6 +82,11 @@ class SamplingFields(StrictModel):
     user: str | None = None
     # Seconds this request may take, queue included (at most the server's --request-timeout).
     timeout: Annotated[Float, Field(gt=0.0, le=86400.0)] | None = None
+    # vLLM's output extensions.
+    prompt_logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = Field(
+        None, description="vLLM's: log-probabilities of the prompt's tokens (not with stream)."
+    )
+    return_token_ids: Bool = Field(False, description="vLLM's: prompt_token_ids and token_ids too.")
 
     @field_validator("stop")
     @classmethod
@@ -108,15 +116,30 @@ class SamplingFields(StrictModel):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    @property
+    def continuous_usage(self) -> bool:
+        """As vLLM: only together with include_usage."""
+        return self.include_usage and bool(self.stream_options and self.stream_options.continuous_usage_stats)
+
+
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(description="Prompt tokens whose KV cache was reused (prefix caching).")
+
 
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
 
     @classmethod
-    def of(cls, prompt: int, completion: int) -> Usage:
-        return cls(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+    def of(cls, prompt: int, completion: int, cached: int = 0) -> Usage:
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+        )
 
 
 FinishReasonField = Literal["stop", "length"] | None

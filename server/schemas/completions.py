@@ -26,8 +26,10 @@ def _is_token_id(value: Any) -> bool:
 
 class CompletionRequest(SamplingFields):
     prompt: Prompt
-    max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = Field(
-        DEFAULT_MAX_TOKENS, description=f"null means the default, {DEFAULT_MAX_TOKENS}, as with vLLM."
+    max_tokens: Annotated[int, Field(ge=0), JSON_INT] | None = Field(
+        DEFAULT_MAX_TOKENS,
+        description=f"null means the default, {DEFAULT_MAX_TOKENS}, as with vLLM; 0 only with echo: the "
+        "prompt (and its logprobs), no completion.",
     )
     echo: Bool = False
     logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None

@@ -121,7 +121,6 @@ async def test_invalid_chat_requests_are_400(
         {"prompt": "x", "logprobs": 21},
         {"prompt": "x", "suffix": "y"},
         {"prompt": "x", "best_of": 3},
-        {"prompt": "x", "echo": True, "logprobs": 1},
     ],
 )
 async def test_invalid_completion_requests_are_400(client: httpx.AsyncClient, body: dict) -> None:

@@ -402,3 +402,26 @@ def test_the_operators_template_file_replaces_the_models_template(
 
 def test_no_template_file_keeps_the_models_template(tokenizer: Tokenizer) -> None:
     assert ChatTemplate.load(tokenizer, None).origin == "model"
+
+
+def test_continue_final_leaves_the_last_assistant_turn_open_like_mistral_common_prefix(
+    template: ChatTemplate, reference: MistralTokenizer
+) -> None:
+    pairs = (("system", "Be brief."), ("user", "Tell a story."), ("assistant", "Once upon a"))
+    messages = [_REFERENCE_MESSAGE[role](content=text) for role, text in pairs[:-1]]
+    messages.append(AssistantMessage(content=pairs[-1][1], prefix=True))
+    expected = list(reference.encode_chat_completion(ChatCompletionRequest(messages=messages)).tokens)
+    assert template.render(turns(*pairs), continue_final=True, add_generation_prompt=False) == expected
+    assert expected[-1] != EOS
+
+
+def test_add_generation_prompt_false_alone_is_refused_by_the_inst_format(template: ChatTemplate) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        template.render(turns(("user", "hi")), add_generation_prompt=False)
+    assert info.value.param == "add_generation_prompt"
+
+
+def test_continue_final_needs_an_assistant_message_last(template: ChatTemplate) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        template.render(turns(("user", "hi")), continue_final=True)
+    assert info.value.param == "messages[0].role"

@@ -17,7 +17,8 @@ from vllm.sampling_params import RequestOutputKind, SamplingParams
 from server.config import Settings
 from server.engine import vllm as vllm_engine
 from server.engine.base import SamplingOptions, TokenLogprob, TopLogprob
-from server.engine.vllm import _cpu_thread_binding, _logprobs, engine_args, to_sampling_params
+from server.engine.vllm import _cpu_thread_binding, engine_args, to_sampling_params
+from server.engine.vllm_logprobs import output_logprobs
 from server.errors import InvalidRequestError
 
 BIND_VAR = "VLLM_CPU_OMP_THREADS_BIND"
@@ -78,7 +79,7 @@ def test_default_options_give_no_stop_strings_no_bias_and_no_logprobs() -> None:
     [
         {"top_k": -5},
         {"repetition_penalty": 0.0},
-        {"max_tokens": 0},
+        {"max_tokens": -1},
         {"temperature": -1.0},
         {"top_p": 0.0},
         {"min_p": 1.5},
@@ -94,7 +95,7 @@ def test_values_vllm_rejects_become_invalid_request_error(bad: dict[str, Any]) -
     assert info.value.__cause__ is not None  # vLLM's own exception, chained
 
 
-# --- _logprobs ------------------------------------------------------------------------------------
+# --- output_logprobs -------------------------------------------------------------------------------
 
 
 def output(token_ids: list[int], logprobs: list[dict[int, Logprob]] | None) -> SimpleNamespace:
@@ -108,32 +109,37 @@ def test_logprobs_map_chosen_token_and_rank_ordered_alternatives() -> None:
         4: Logprob(logprob=-2.0, rank=3, decoded_token=" c"),
     }
     step_two = {11: Logprob(logprob=-0.1, rank=1, decoded_token="!")}
-    entries = _logprobs(output([7, 11], [step_one, step_two]))
+    entries = output_logprobs(output([7, 11], [step_one, step_two]), None)
     assert entries == [
         TokenLogprob(
             token_id=7,
             token=" b",
             logprob=-1.5,
-            top=[TopLogprob(9, " a", -0.3), TopLogprob(7, " b", -1.5), TopLogprob(4, " c", -2.0)],
+            top=[
+                TopLogprob(9, " a", -0.3, rank=1),
+                TopLogprob(7, " b", -1.5, rank=2),
+                TopLogprob(4, " c", -2.0, rank=3),
+            ],
+            rank=2,
         ),
-        TokenLogprob(token_id=11, token="!", logprob=-0.1, top=[TopLogprob(11, "!", -0.1)]),
+        TokenLogprob(token_id=11, token="!", logprob=-0.1, top=[TopLogprob(11, "!", -0.1, rank=1)], rank=1),
     ]
 
 
 def test_logprobs_missing_decoded_token_becomes_empty_string() -> None:
-    entries = _logprobs(output([3], [{3: Logprob(logprob=-0.5, rank=1, decoded_token=None)}]))
+    entries = output_logprobs(output([3], [{3: Logprob(logprob=-0.5, rank=1, decoded_token=None)}]), None)
     assert entries is not None
     assert entries[0].token == ""
     assert entries[0].top[0].token == ""
 
 
 def test_logprobs_are_none_when_not_requested() -> None:
-    assert _logprobs(output([1, 2], None)) is None
+    assert output_logprobs(output([1, 2], None), None) is None
 
 
 def test_empty_delta_gives_no_logprobs_even_if_vllm_repeats_the_history() -> None:
     history = [{5: Logprob(logprob=-0.2, rank=1, decoded_token="x")}] * 3
-    assert _logprobs(output([], history)) == []
+    assert output_logprobs(output([], history), None) == []
 
 
 def test_delta_uses_only_the_trailing_logprobs_for_its_tokens() -> None:
@@ -141,7 +147,7 @@ def test_delta_uses_only_the_trailing_logprobs_for_its_tokens() -> None:
         {5: Logprob(logprob=-0.2, rank=1, decoded_token="old")},
         {6: Logprob(logprob=-0.4, rank=1, decoded_token="new")},
     ]
-    entries = _logprobs(output([6], history))
+    entries = output_logprobs(output([6], history), None)
     assert entries is not None
     assert [(e.token_id, e.token, e.logprob) for e in entries] == [(6, "new", -0.4)]
 
