@@ -34,6 +34,17 @@ class SamplingOptions:
     # Structured output (response_format): the engine constrains sampling to a grammar.
     json_schema: dict[str, object] | None = None  # JSON that follows this JSON Schema
     json_object: bool = False  # any JSON object
+    regex: str | None = None  # text that matches this regular expression
+    choice: tuple[str, ...] | None = None  # exactly one of these strings
+    grammar: str | None = None  # text of this EBNF or Lark grammar
+    structured_param: str = "response_format"  # the request field a bad constraint is blamed on
+    # vLLM's extensions (server/schemas/vllm_extensions.py).
+    stop_token_ids: tuple[int, ...] = ()
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
+    allowed_token_ids: tuple[int, ...] | None = None
+    bad_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +53,8 @@ class GenerateRequest:
     prompt_token_ids: list[int]
     sampling: SamplingOptions
     adapter: str | None = None  # a LoRA adapter's name (Engine.adapters); None: the base model
+    priority: int = 0  # lower runs earlier, with the engine's priority scheduling
+    cache_salt: str | None = None  # shares cached prefixes only with requests of the same salt
 
 
 @dataclass(frozen=True, slots=True)
