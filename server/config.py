@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         None, ge=1 << 20, description="KV-cache size in bytes. On CPU it defaults to 1 GiB."
     )
     max_logprobs: int = Field(20, ge=0, le=20, description="Most top_logprobs a request may ask for.")
+    scheduling_policy: Literal["fcfs", "priority"] = Field(
+        "fcfs",
+        description="fcfs: requests run in arrival order; priority: by each request's `priority` "
+        "(lower first, then arrival), which requests may only set under this policy.",
+    )
     api_server_count: int | None = Field(
         None,
         ge=1,

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from server.engine.base import SamplingOptions
 from server.errors import ContextLengthExceededError, InvalidRequestError
 from server.schemas.common import SamplingFields
-from server.schemas.response_format import ResponseFormat, ResponseFormatJsonObject, ResponseFormatJsonSchema
+from server.schemas.response_format import (
+    ResponseFormat,
+    ResponseFormatJsonObject,
+    ResponseFormatJsonSchema,
+    ResponseFormatText,
+)
+from server.schemas.vllm_extensions import VLLMExtensions
 
 
 def resolve_max_tokens(
@@ -32,18 +41,71 @@ def resolve_max_tokens(
     return requested
 
 
+def check_token_ids(ids: Iterable[int], vocab_size: int, param: str) -> None:
+    """A 400 naming `param` for a token id past the vocabulary, which the engine would fail on."""
+    bad = sorted({t for t in ids if not 0 <= t < vocab_size})
+    if bad:
+        raise InvalidRequestError(
+            f"{param} names token ids past the vocabulary ({vocab_size} tokens, ids 0 to "
+            f"{vocab_size - 1}): {', '.join(map(str, bad))}.",
+            param=param,
+        )
+
+
 def _logit_bias(raw: dict[str, float] | None, vocab_size: int) -> dict[int, float] | None:
     if not raw:
         return None
     bias = {int(k): v for k, v in raw.items()}
-    bad = [k for k in bias if k >= vocab_size]
-    if bad:
-        raise InvalidRequestError(
-            f"logit_bias names token ids past the vocabulary ({vocab_size} tokens): "
-            f"{', '.join(map(str, bad))}.",
-            param="logit_bias",
-        )
+    check_token_ids(bias, vocab_size, "logit_bias")
     return bias
+
+
+def _response_format(response_format: ResponseFormat | None) -> dict[str, Any]:
+    return {
+        "json_schema": (
+            response_format.json_schema.json_schema
+            if isinstance(response_format, ResponseFormatJsonSchema)
+            else None
+        ),
+        "json_object": isinstance(response_format, ResponseFormatJsonObject),
+    }
+
+
+def _structured(req: SamplingFields, response_format: ResponseFormat | None) -> dict[str, Any]:
+    """response_format or structured_outputs (one kind per request) as SamplingOptions fields."""
+    spec = req.structured_outputs if isinstance(req, VLLMExtensions) else None
+    if spec is None:
+        return _response_format(response_format)
+    if response_format is not None and not isinstance(response_format, ResponseFormatText):
+        raise InvalidRequestError(
+            "Send either structured_outputs or a response_format, not both.", param="structured_outputs"
+        )
+    return {
+        "json_schema": spec.json_spec if isinstance(spec.json_spec, dict) else None,
+        "json_object": bool(spec.json_object),
+        "regex": spec.regex,
+        "choice": None if spec.choice is None else tuple(spec.choice),
+        "grammar": spec.grammar,
+        "structured_param": "structured_outputs",
+    }
+
+
+def _extensions(req: SamplingFields, vocab_size: int) -> dict[str, Any]:
+    """vLLM's extension fields as SamplingOptions fields, token ids checked against the vocabulary."""
+    if not isinstance(req, VLLMExtensions):
+        return {}
+    stop_ids = tuple(req.stop_token_ids or ())
+    check_token_ids(stop_ids, vocab_size, "stop_token_ids")
+    allowed = None if req.allowed_token_ids is None else tuple(req.allowed_token_ids)
+    check_token_ids(allowed or (), vocab_size, "allowed_token_ids")
+    return {
+        "stop_token_ids": stop_ids,
+        "include_stop_str_in_output": req.include_stop_str_in_output,
+        "skip_special_tokens": req.skip_special_tokens,
+        "spaces_between_special_tokens": req.spaces_between_special_tokens,
+        "allowed_token_ids": allowed,
+        "bad_words": tuple(req.bad_words),
+    }
 
 
 def sampling_options(
@@ -92,11 +154,7 @@ def sampling_options(
         logprobs=logprobs,
         min_tokens=req.min_tokens,
         ignore_eos=req.ignore_eos,
-        json_schema=(
-            response_format.json_schema.json_schema
-            if isinstance(response_format, ResponseFormatJsonSchema)
-            else None
-        ),
-        json_object=isinstance(response_format, ResponseFormatJsonObject),
         prompt_logprobs=prompt_logprobs,
+        **_structured(req, response_format),
+        **_extensions(req, vocab_size),
     )

@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from server import generation, input_limits
+from server import generation, input_limits, request_extensions
 from server.api.outputs import chat_echo, chat_extras, check_chat
 from server.api.respond import respond
 from server.auth import CallerDep
@@ -41,13 +41,18 @@ async def create_chat_completion(
         continue_final=body.continue_final_message,
         add_generation_prompt=body.add_generation_prompt is not False,
     )
+    prompt = request_extensions.with_bos(prompt, body.add_special_tokens, state.tokenizer.bos_id)
+    prompt = request_extensions.truncate_prompt(
+        prompt, body.truncate_prompt_tokens, body.truncation_side, state.max_model_len
+    )
+    request_extensions.check_priority(body.priority, state.settings)
     input_limits.check_prompt(len(prompt), state.settings, "messages")
     max_tokens = input_limits.max_tokens(
         len(prompt), body.requested_max_tokens(), state.settings, state.max_model_len, prompt_param="messages"
     )
     top_logprobs = (body.top_logprobs or 0) if body.logprobs else None
     extras = chat_extras(body, prompt)
-    request_id = f"chatcmpl-{uuid.uuid4().hex}"
+    request_id = f"chatcmpl-{uuid.uuid4().hex}"  # engine requests' ids: unique whatever the client sends
     choices = [
         generation.Choice(
             i,
@@ -66,12 +71,14 @@ async def create_chat_completion(
                     prompt_logprobs=extras.prompt_logprobs if extras and i == 0 else None,
                 ),
                 adapter=state.adapter_for(model),
+                priority=body.priority,
+                cache_salt=body.cache_salt,
             ),
         )
         for i in range(body.n)
     ]
     ctx = ChatContext(
-        id=request_id,
+        id=request_extensions.response_id(request_id, "chatcmpl", body.request_id),
         created=int(time.time()),
         model=model,
         prompt_tokens=len(prompt),

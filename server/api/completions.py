@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from server import generation, input_limits
+from server import generation, input_limits, request_extensions
 from server.api.outputs import check_stream, prompt_logprobs
 from server.api.respond import respond
 from server.auth import CallerDep
@@ -16,7 +16,7 @@ from server.errors import InvalidRequestError
 from server.metrics import RequestTimer
 from server.render.completions import CompletionContext, collect_completion, stream_completion
 from server.render.extras import Extras
-from server.sampling import sampling_options
+from server.sampling import check_token_ids, sampling_options
 from server.schemas.common import ErrorResponse
 from server.schemas.completions import Completion, CompletionRequest
 from server.state import ServerState, StateDep
@@ -40,12 +40,10 @@ def _prompts(body: CompletionRequest, state: ServerState) -> list[tuple[list[int
     out: list[tuple[list[int], str]] = []
     for item in items:
         if isinstance(item, str):
-            out.append((state.tokenizer.encode(item), item))
+            encode = state.tokenizer.encode if body.add_special_tokens else state.tokenizer.encode_segment
+            out.append((encode(item), item))
             continue
-        if any(t >= vocab for t in item):
-            raise InvalidRequestError(
-                f"prompt token ids must be below the vocabulary size {vocab}.", param="prompt"
-            )
+        check_token_ids(item, vocab, "prompt")
         out.append((item, state.tokenizer.decode(item) if body.echo else ""))
     return out
 
@@ -87,9 +85,18 @@ async def create_completion(
     model = state.check_model(body.model)
     _check_unsupported(body)
     input_limits.check_n(body.n, state.settings)
-    prompts = _prompts(body, state)
+    request_extensions.check_priority(body.priority, state.settings)
+    prompts = [
+        (
+            request_extensions.truncate_prompt(
+                ids, body.truncate_prompt_tokens, body.truncation_side, state.max_model_len
+            ),
+            text,
+        )
+        for ids, text in _prompts(body, state)
+    ]
     extras = _extras(body, prompts, state)
-    request_id = f"cmpl-{uuid.uuid4().hex}"
+    request_id = f"cmpl-{uuid.uuid4().hex}"  # engine requests' ids: unique whatever the client sends
     choices: list[generation.Choice] = []
     echo: list[str] = []
     for p, (ids, text) in enumerate(prompts):
@@ -109,11 +116,18 @@ async def create_completion(
                 response_format=body.response_format,
                 prompt_logprobs=extras.prompt_logprobs if extras else None,
             )
-            job = GenerateRequest(f"{request_id}-{index}", ids, sampling, state.adapter_for(model))
+            job = GenerateRequest(
+                f"{request_id}-{index}",
+                ids,
+                sampling,
+                state.adapter_for(model),
+                priority=body.priority,
+                cache_salt=body.cache_salt,
+            )
             choices.append(generation.Choice(index, job))
             echo.append(text if body.echo else "")
     ctx = CompletionContext(
-        id=request_id,
+        id=request_extensions.response_id(request_id, "cmpl", body.request_id),
         created=int(time.time()),
         model=model,
         prompt_tokens=sum(len(ids) for ids, _ in prompts),

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from server import input_limits
 from server.chat_template import Turn
-from server.errors import InvalidRequestError
+from server.sampling import check_token_ids
 from server.schemas.common import ErrorResponse
 from server.schemas.tokenize import DetokenizeRequest, DetokenizeResponse, TokenizeRequest, TokenizeResponse
 from server.state import StateDep
@@ -34,7 +34,5 @@ async def tokenize(body: TokenizeRequest, state: StateDep) -> TokenizeResponse:
 @router.post("/detokenize", responses=_ERRORS)
 async def detokenize(body: DetokenizeRequest, state: StateDep) -> DetokenizeResponse:
     state.check_model(body.model)
-    vocab = state.engine.model_card.vocab_size
-    if any(t >= vocab for t in body.tokens):
-        raise InvalidRequestError(f"token ids must be below the vocabulary size {vocab}.", param="tokens")
+    check_token_ids(body.tokens, state.engine.model_card.vocab_size, "tokens")
     return DetokenizeResponse(prompt=state.tokenizer.decode(body.tokens))

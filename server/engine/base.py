@@ -37,6 +37,17 @@ class SamplingOptions:
     # Log-probabilities of the prompt's own tokens (each with this many top alternatives), handed
     # out on the first delta. With max_tokens 0 the engine only scores the prompt: no output tokens.
     prompt_logprobs: int | None = None
+    regex: str | None = None  # text that matches this regular expression
+    choice: tuple[str, ...] | None = None  # exactly one of these strings
+    grammar: str | None = None  # text of this EBNF or Lark grammar
+    structured_param: str = "response_format"  # the request field a bad constraint is blamed on
+    # vLLM's extensions (server/schemas/vllm_extensions.py).
+    stop_token_ids: tuple[int, ...] = ()
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
+    allowed_token_ids: tuple[int, ...] | None = None
+    bad_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +56,8 @@ class GenerateRequest:
     prompt_token_ids: list[int]
     sampling: SamplingOptions
     adapter: str | None = None  # a LoRA adapter's name (Engine.adapters); None: the base model
+    priority: int = 0  # lower runs earlier, with the engine's priority scheduling
+    cache_salt: str | None = None  # shares cached prefixes only with requests of the same salt
 
 
 @dataclass(frozen=True, slots=True)

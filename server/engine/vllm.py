@@ -158,6 +158,7 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
         "jit_monitor_verbose": settings.log_kernel_compiles,
         "disable_log_stats": True,  # our stats recorder turns stats on; no periodic log spam
         "structured_outputs_config": engine_config(),
+        "scheduling_policy": settings.scheduling_policy,
     }
     if settings.lora_enabled() and current_platform.is_cpu() and is_mixture_of_experts(model_path):
         # vLLM (0.32) runs MoE layers on Triton's fused-MoE kernel whenever LoRA is on, whatever the
@@ -202,6 +203,12 @@ def to_sampling_params(options: SamplingOptions) -> SamplingParams:
             prompt_logprobs=options.prompt_logprobs,
             min_tokens=options.min_tokens,
             ignore_eos=options.ignore_eos,
+            stop_token_ids=list(options.stop_token_ids) or None,
+            include_stop_str_in_output=options.include_stop_str_in_output,
+            skip_special_tokens=options.skip_special_tokens,
+            spaces_between_special_tokens=options.spaces_between_special_tokens,
+            allowed_token_ids=None if options.allowed_token_ids is None else list(options.allowed_token_ids),
+            bad_words=list(options.bad_words) or None,
             structured_outputs=structured_outputs(options),
             output_kind=RequestOutputKind.DELTA,
         )
@@ -302,7 +309,7 @@ class VLLMEngine:
 
     def generate(self, request: GenerateRequest) -> AsyncGenerator[Delta, None]:
         params = to_sampling_params(request.sampling)  # raises before the response starts
-        verify(self._llm, params)
+        verify(self._llm, params, request.sampling.structured_param)
         return self._stream(request, params, self._lora.request_for(request.adapter))
 
     async def _stream(
@@ -310,9 +317,12 @@ class VLLMEngine:
     ) -> AsyncGenerator[Delta, None]:
         finished = False
         texts = RequestTexts(self._pieces, params.logprobs is not None, params.prompt_logprobs is not None)
+        prompt = tokens_input(request.prompt_token_ids)
+        if request.cache_salt is not None:
+            prompt["cache_salt"] = request.cache_salt
         try:
             async for out in self._llm.generate(
-                tokens_input(request.prompt_token_ids), params, request.request_id, lora_request=lora
+                prompt, params, request.request_id, lora_request=lora, priority=request.priority
             ):
                 reason = out.outputs[0].finish_reason
                 if reason in ("abort", "error"):

@@ -1,4 +1,6 @@
-"""Structured output (response_format) on vLLM: JSON constrained by a grammar while sampling.
+"""Structured output (response_format, structured_outputs) on vLLM: output constrained by a grammar
+while sampling: JSON (any object, or following a schema), a regex, one of a list of choices, or an
+EBNF/Lark grammar.
 
 vLLM 0.26 through 0.32 take the same `SamplingParams(structured_outputs=StructuredOutputsParams(...))`.
 The engine runs xgrammar with compact JSON (no free whitespace between tokens): with whitespace
@@ -7,7 +9,7 @@ free, a model can fill its whole budget with blanks inside an object and end cut
 allows compact JSON only with a named backend, so there is no fallback to guidance or outlines: a
 schema xgrammar cannot compile is refused. vLLM checks a schema only when the request reaches the
 engine's input processor, which for a stream is after the response has started; `verify` runs that
-same check earlier, so such a schema is a 400, streamed or not.
+same check earlier, so a schema, regex or grammar it cannot compile is a 400, streamed or not.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from server.engine.base import SamplingOptions
 from server.errors import InvalidRequestError
 
-_PARAM = "response_format"
 # What `verify` may raise for a schema the client got wrong. vLLM 0.32 wraps what xgrammar raises
 # in VLLMValidationError, but 0.26 scans the schema for unsupported features outside its own
 # try, where a malformed schema can raise anything: all of it is the request's fault (this
@@ -36,10 +37,16 @@ def structured_outputs(options: SamplingOptions) -> StructuredOutputsParams | No
         return StructuredOutputsParams(json=options.json_schema)
     if options.json_object:
         return StructuredOutputsParams(json_object=True)
+    if options.regex is not None:
+        return StructuredOutputsParams(regex=options.regex)
+    if options.choice is not None:
+        return StructuredOutputsParams(choice=list(options.choice))
+    if options.grammar is not None:
+        return StructuredOutputsParams(grammar=options.grammar)
     return None
 
 
-def verify(llm: AsyncLLM, params: SamplingParams) -> None:
+def verify(llm: AsyncLLM, params: SamplingParams, param: str = "response_format") -> None:
     """Raise InvalidRequestError if the engine cannot build the grammar this request asks for."""
     if params.structured_outputs is None:
         return
@@ -49,4 +56,4 @@ def verify(llm: AsyncLLM, params: SamplingParams) -> None:
             llm.model_config, config.speculative_config, config.structured_outputs_config, llm.tokenizer
         )
     except _SCHEMA_ERRORS as exc:
-        raise InvalidRequestError(f"response_format: {exc}", param=_PARAM) from exc
+        raise InvalidRequestError(f"{param}: {exc}", param=param) from exc

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from server.schemas.common import JSON_INT, Bool, FinishReasonField, SamplingFields, StrictModel, Usage
 from server.schemas.response_format import ResponseFormat
+from server.schemas.vllm_extensions import ChatExtensions
 
 
 class TextPart(StrictModel):
@@ -30,7 +31,7 @@ class ChatMessage(StrictModel):
         return "".join(part.text for part in self.content)
 
 
-class ChatCompletionRequest(SamplingFields):
+class ChatCompletionRequest(SamplingFields, ChatExtensions):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from server.schemas.common import JSON_INT, Bool, FinishReasonField, SamplingFields, Usage
 from server.schemas.response_format import ResponseFormat
+from server.schemas.vllm_extensions import CompletionExtensions
 
 TokenIds = Annotated[list[Annotated[int, Field(ge=0), JSON_INT]], Field(min_length=1)]
 Prompt = (
@@ -24,7 +25,7 @@ def _is_token_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class CompletionRequest(SamplingFields):
+class CompletionRequest(SamplingFields, CompletionExtensions):
     prompt: Prompt
     max_tokens: Annotated[int, Field(ge=0), JSON_INT] | None = Field(
         DEFAULT_MAX_TOKENS,
@@ -33,7 +34,6 @@ class CompletionRequest(SamplingFields):
     )
     echo: Bool = False
     logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
-    suffix: None = Field(None, description="Not supported: Mixtral has no fill-in-the-middle mode.")
     best_of: Annotated[int, Field(ge=1), JSON_INT] | None = None
     response_format: ResponseFormat | None = Field(
         None, description="As in chat (an extension of vLLM's; OpenAI's completions have none)."

@@ -32,6 +32,16 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def check_schema_bounds(value: dict[str, Any]) -> dict[str, Any]:
+    """ValueError for a schema too deep or too large to hand the grammar compiler."""
+    if _depth(value) > MAX_SCHEMA_DEPTH:
+        raise ValueError(f"the schema nests objects and arrays more than {MAX_SCHEMA_DEPTH} levels deep")
+    size = len(json.dumps(value, separators=(",", ":")))
+    if size > MAX_SCHEMA_BYTES:
+        raise ValueError(f"the schema is {size} bytes as JSON; at most {MAX_SCHEMA_BYTES} are accepted")
+    return value
+
+
 class ResponseFormatText(StrictModel):
     type: Literal["text"]
 
@@ -59,12 +69,7 @@ class JsonSchemaSpec(StrictModel):
     @field_validator("json_schema")
     @classmethod
     def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if _depth(value) > MAX_SCHEMA_DEPTH:
-            raise ValueError(f"the schema nests objects and arrays more than {MAX_SCHEMA_DEPTH} levels deep")
-        size = len(json.dumps(value, separators=(",", ":")))
-        if size > MAX_SCHEMA_BYTES:
-            raise ValueError(f"the schema is {size} bytes as JSON; at most {MAX_SCHEMA_BYTES} are accepted")
-        return value
+        return check_schema_bounds(value)
 
 
 class ResponseFormatJsonSchema(StrictModel):

@@ -66,13 +66,13 @@ def test_unknown_extra_fields_are_ignored() -> None:
     req = ChatCompletionRequest.model_validate(
         {
             "messages": [{"role": "user", "content": "hi", "weird": 1}],
-            "parallel_tool_calls": True,
+            "store": True,
             "metadata": {"a": "b"},
         }
     )
-    assert not hasattr(req, "parallel_tool_calls")
+    assert not hasattr(req, "store")
     assert not hasattr(req.messages[0], "weird")
-    assert "parallel_tool_calls" not in req.model_dump()
+    assert "store" not in req.model_dump()
 
 
 def test_top_logprobs_with_logprobs_true_is_accepted() -> None:
