@@ -46,8 +46,8 @@ def check_token_ids(ids: Iterable[int], vocab_size: int, param: str) -> None:
     bad = sorted({t for t in ids if not 0 <= t < vocab_size})
     if bad:
         raise InvalidRequestError(
-            f"{param} names token ids past the vocabulary ({vocab_size} tokens, ids 0 to "
-            f"{vocab_size - 1}): {', '.join(map(str, bad))}.",
+            f"{param} has token ids out of vocabulary (the vocabulary has {vocab_size} tokens, ids 0 "
+            f"to {vocab_size - 1}): {', '.join(map(str, bad))}.",
             param=param,
         )
 

@@ -83,7 +83,7 @@ async def test_a_request_cannot_bring_a_chat_template_on_a_model_without_one(bas
     body = chat("hi", max_tokens=4, chat_template=OPERATOR_TEMPLATE)
     resp = await base.post("/v1/chat/completions", json=body)
     assert resp.status_code == 400
-    assert resp.json()["error"]["message"] == NO_TEMPLATE_MESSAGE
+    assert resp.json()["error"]["param"] == "chat_template"  # refused, not used and not ignored
 
 
 async def test_the_operators_chat_template_file_serves_chat_on_a_base_model(
@@ -109,13 +109,15 @@ async def test_the_operators_chat_template_keeps_control_tokens_a_user_spells_pl
     assert resp.json()["usage"]["prompt_tokens"] == len(tokens)
 
 
-async def test_a_chat_template_field_in_a_request_is_ignored(templated: httpx.AsyncClient) -> None:
-    plain = await templated.post("/v1/chat/completions", json=chat("hi", max_tokens=2))
+async def test_a_chat_template_field_in_a_request_is_refused(templated: httpx.AsyncClient) -> None:
     forged = await templated.post(
         "/v1/chat/completions", json=chat("hi", max_tokens=2, chat_template="{{ 'x' * 300 }}")
     )
-    assert forged.status_code == 200, forged.text
-    assert forged.json()["usage"]["prompt_tokens"] == plain.json()["usage"]["prompt_tokens"]
+    assert forged.status_code == 400, forged.text
+    assert forged.json()["error"]["param"] == "chat_template"
+    # Null is chat_template's default: accepted, and the operator's template serves the request.
+    default = await templated.post("/v1/chat/completions", json=chat("hi", max_tokens=2, chat_template=None))
+    assert default.status_code == 200, default.text
 
 
 async def test_added_chinese_tokens_stream_intact_and_match_the_whole_answer(base: httpx.AsyncClient) -> None:
