@@ -83,8 +83,8 @@ class CompletionLogprobsBuilder:
 
     def add_prompt(self, first_token: str, entries: list[TokenLogprob | None]) -> dict[str, list[Any]]:
         """The echoed prompt's columns, before any of the completion's (echo with logprobs). The first
-        token has no logprob: nothing precedes it. Its alternatives are the prompt token itself and
-        the `top_n` most likely, as vLLM sends them. Offsets point into the echoed text, which ends
+        token has no logprob: nothing precedes it. The others' alternatives are the `top_n` most likely
+        and the prompt token itself, as vLLM sends them. Offsets point into the echoed text, which ends
         where the completion starts (this builder's start offset); characters the text lacks (the
         space SentencePiece puts before the first word) clamp at 0."""
         tokens = [first_token if e is None else e.token for e in entries]
@@ -99,10 +99,7 @@ class CompletionLogprobsBuilder:
             part["text_offset"].append(max(0, position))
             position += len(token)
             part["token_logprobs"].append(None if e is None else float(e.logprob))
-            top = None if e is None else {e.token: float(e.logprob)}
-            if top is not None and e is not None:
-                top.update((t.token, float(t.logprob)) for t in e.top[: self._top_n] if t.token not in top)
-            part["top_logprobs"].append(top)
+            part["top_logprobs"].append(None if e is None else completion_top(e, self._top_n))
         for key, column in part.items():
             self.value[key].extend(column)
         return part
