@@ -14,10 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from server.app import create_app
 from server.engine.base import Engine, GenerateRequest, SamplingOptions
+from tests.app_client import app_client
 from tests.conftest import engine_settings
 from tests.helpers import chat
 
@@ -28,16 +27,10 @@ pytestmark = pytest.mark.engine
 async def priority_client() -> AsyncIterator[httpx.AsyncClient]:
     from server.engine.vllm import VLLMEngine
 
-    settings = engine_settings(scheduling_policy="priority", max_num_seqs=1)
-    engine = await VLLMEngine.start(settings)
+    settings = {"scheduling_policy": "priority", "max_num_seqs": 1}
+    engine = await VLLMEngine.start(engine_settings(**settings))
     try:
-        app = create_app(settings, engine=engine)
-        async with (
-            LifespanManager(app) as manager,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=manager.app), base_url="http://test", timeout=120
-            ) as http,
-        ):
+        async with app_client(engine, **settings) as http:
             yield http
     finally:
         await engine.shutdown()
