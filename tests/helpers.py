@@ -38,3 +38,16 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
         if key == wanted:
             return float(value)
     return 0.0
+
+
+def assert_usage(usage: dict[str, Any], prompt: int, completion: int) -> None:
+    """OpenAI's usage with these counts; cached_tokens is whatever the prefix cache held (it depends on
+    the requests before)."""
+    cached = usage["prompt_tokens_details"]["cached_tokens"]
+    assert 0 <= cached <= prompt
+    assert usage == {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
