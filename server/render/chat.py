@@ -113,6 +113,7 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
             "message": {"role": "assistant", "content": ctx.echo + "".join(texts[i]), "refusal": None},
             "logprobs": {"content": entries[i], "refusal": None} if top_n is not None else None,
             "finish_reason": reasons[i],
+            "token_ids": None,  # vLLM's fields are null when not asked for, never absent (below)
         }
         for i in range(ctx.n)
     ]
@@ -124,6 +125,10 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
         "choices": choices,
         "usage": usage(ctx.prompt_tokens, completion_tokens, cached),
         "system_fingerprint": ctx.system_fingerprint,
+        # Null, as vLLM sends them: the openai SDK's objects have no attribute for an absent extra
+        # field, so `completion.prompt_logprobs` would raise instead of giving None.
+        "prompt_logprobs": None,
+        "prompt_token_ids": None,
     }
     if ctx.extras is not None:
         _add_fields(ctx.extras, body, token_ids, prompt_logprobs)

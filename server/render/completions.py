@@ -181,6 +181,11 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> dict[str
             "text": "".join(texts[i]),
             "logprobs": builders[i].value if builders else None,
             "finish_reason": reasons[i],
+            # Null, as vLLM sends them: the openai SDK's objects have no attribute for an absent
+            # extra field, so `choice.prompt_logprobs` would raise instead of giving None.
+            "prompt_logprobs": None,
+            "prompt_token_ids": None,
+            "token_ids": None,
         }
         for i in range(ctx.num_choices)
     ]
