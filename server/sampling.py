@@ -16,6 +16,8 @@ from server.schemas.response_format import (
 )
 from server.schemas.vllm_extensions import VLLMExtensions
 
+UNSEEDED = -1  # vLLM's "no seed": a client that sends it gets random sampling, not seed -1
+
 
 def resolve_max_tokens(
     prompt_tokens: int, requested: int | None, max_model_len: int, *, prompt_param: str = "messages"
@@ -120,7 +122,7 @@ def sampling_options(
     prompt_logprobs: int | None = None,
 ) -> SamplingOptions:
     """Map one choice's sampling. With n > 1 and a seed, choice i uses seed + i: reproducible yet
-    different choices."""
+    different choices. A seed of -1 is none, as in vLLM (its SamplingParams reads -1 as random)."""
     if logprobs is not None and logprobs > max_logprobs:
         raise InvalidRequestError(
             f"At most {max_logprobs} log probabilities per token can be returned; {logprobs} were asked for.",
@@ -145,7 +147,7 @@ def sampling_options(
         top_p=1.0 if req.top_p is None else req.top_p,
         top_k=top_k,
         min_p=req.min_p or 0.0,
-        seed=None if req.seed is None else req.seed + choice_index,
+        seed=None if req.seed in (None, UNSEEDED) else req.seed + choice_index,
         stop=req.stop_list(),
         presence_penalty=req.presence_penalty or 0.0,
         frequency_penalty=req.frequency_penalty or 0.0,

@@ -88,6 +88,7 @@ async def create_chat_completion(
         system_fingerprint=state.system_fingerprint,
         extras=extras,
         echo=chat_echo(body),
+        tokens_by_id=bool(body.return_tokens_as_token_ids),
     )
     return await respond(
         request,

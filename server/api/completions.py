@@ -16,6 +16,7 @@ from server.errors import InvalidRequestError
 from server.metrics import RequestTimer
 from server.render.completions import CompletionContext, collect_completion, stream_completion
 from server.render.extras import Extras
+from server.render.logprobs import token_id_name
 from server.sampling import check_token_ids, sampling_options
 from server.schemas.common import ErrorResponse
 from server.schemas.completions import Completion, CompletionRequest
@@ -58,6 +59,13 @@ def _check_unsupported(body: CompletionRequest) -> None:
     check_stream(body)
 
 
+def _first_token(ids: list[int], body: CompletionRequest, state: ServerState) -> str:
+    """The echoed prompt's first token as its logprob column names it (it has no logprob)."""
+    if body.return_tokens_as_token_ids:
+        return token_id_name(ids[0]) if ids else ""
+    return state.tokenizer.decode(ids[:1])
+
+
 def _extras(
     body: CompletionRequest, prompts: list[tuple[list[int], str]], state: ServerState
 ) -> Extras | None:
@@ -73,7 +81,7 @@ def _extras(
         return_token_ids=body.return_token_ids,
         continuous_usage=body.continuous_usage,
         echo_logprobs=body.echo and body.logprobs is not None,
-        first_tokens=[state.tokenizer.decode(ids[:1]) for ids, _ in prompts],
+        first_tokens=[_first_token(ids, body, state) for ids, _ in prompts],
     )
 
 
@@ -137,6 +145,7 @@ async def create_completion(
         system_fingerprint=state.system_fingerprint,
         extras=extras,
         n=body.n,
+        tokens_by_id=bool(body.return_tokens_as_token_ids),
     )
     return await respond(
         request,

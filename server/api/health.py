@@ -1,4 +1,5 @@
-"""GET /health, /ready, /version and /metrics: for supervisors, load balancers and Prometheus.
+"""GET /health (and SageMaker's /ping), /ready, /version and /metrics: for supervisors, load
+balancers and Prometheus.
 
 /health is liveness (restart me if this fails): 200 while the engine is alive, even while draining.
 /ready is readiness (send me traffic): 200 only while serving; 503 while starting, draining or
@@ -29,6 +30,17 @@ async def health(state: StateDep) -> Response:
     """200 while the engine is alive; 503 (raised by check_health) otherwise."""
     await state.engine.check_health()
     return Response(status_code=200)
+
+
+@router.api_route(
+    "/ping",
+    methods=["GET", "POST"],
+    response_class=Response,
+    responses={200: {"description": "Alive; empty body."}, 503: {"model": ErrorResponse}},
+)
+async def ping(state: StateDep) -> Response:
+    """SageMaker's liveness probe (GET or POST), which `vllm serve` answers as /health."""
+    return await health(state)
 
 
 @router.get(

@@ -34,13 +34,14 @@ class ChatContext:
     system_fingerprint: str
     extras: Extras | None = None  # vLLM's output extensions, when any is asked for
     echo: str = ""  # vLLM's echo: text the answer starts with (the message it continues)
+    tokens_by_id: bool = False  # vLLM's return_tokens_as_token_ids: logprob tokens as "token_id:<id>"
 
 
 def _chunk_choice(ctx: ChatContext, index: int, delta: Delta) -> dict[str, Any]:
     """ChatChunkChoice: `logprobs` and `finish_reason` are sent as null until they have a value."""
     logprobs = None
     if ctx.top_logprobs is not None and delta.logprobs is not None:
-        logprobs = chat_logprobs(delta.logprobs, ctx.top_logprobs)
+        logprobs = chat_logprobs(delta.logprobs, ctx.top_logprobs, ctx.tokens_by_id)
     return {
         "index": index,
         "delta": {"content": delta.text},
@@ -102,7 +103,7 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
             if index == 0:
                 cached = delta.num_cached_prompt_tokens
             if top_n is not None and delta.logprobs:
-                entries[index].extend(chat_entry(e, top_n) for e in delta.logprobs)
+                entries[index].extend(chat_entry(e, top_n, ctx.tokens_by_id) for e in delta.logprobs)
             if delta.finish_reason:
                 reasons[index] = delta.finish_reason
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, [r for r in reasons if r])
@@ -112,6 +113,7 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
             "message": {"role": "assistant", "content": ctx.echo + "".join(texts[i]), "refusal": None},
             "logprobs": {"content": entries[i], "refusal": None} if top_n is not None else None,
             "finish_reason": reasons[i],
+            "token_ids": None,  # vLLM's fields are null when not asked for, never absent (below)
         }
         for i in range(ctx.n)
     ]
@@ -123,6 +125,10 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
         "choices": choices,
         "usage": usage(ctx.prompt_tokens, completion_tokens, cached),
         "system_fingerprint": ctx.system_fingerprint,
+        # Null, as vLLM sends them: the openai SDK's objects have no attribute for an absent extra
+        # field, so `completion.prompt_logprobs` would raise instead of giving None.
+        "prompt_logprobs": None,
+        "prompt_token_ids": None,
     }
     if ctx.extras is not None:
         _add_fields(ctx.extras, body, token_ids, prompt_logprobs)

@@ -33,6 +33,7 @@ class CompletionContext:
     system_fingerprint: str
     extras: Extras | None = None  # vLLM's output extensions, when any is asked for
     n: int = 1  # choices per prompt
+    tokens_by_id: bool = False  # vLLM's return_tokens_as_token_ids: logprob tokens as "token_id:<id>"
 
     @property
     def num_choices(self) -> int:
@@ -42,7 +43,7 @@ class CompletionContext:
 def _builders(ctx: CompletionContext) -> list[CompletionLogprobsBuilder] | None:
     if ctx.logprobs is None:
         return None
-    return [CompletionLogprobsBuilder(ctx.logprobs, len(e)) for e in ctx.echo]
+    return [CompletionLogprobsBuilder(ctx.logprobs, len(e), ctx.tokens_by_id) for e in ctx.echo]
 
 
 def _chunk_choice(
@@ -180,6 +181,11 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> dict[str
             "text": "".join(texts[i]),
             "logprobs": builders[i].value if builders else None,
             "finish_reason": reasons[i],
+            # Null, as vLLM sends them: the openai SDK's objects have no attribute for an absent
+            # extra field, so `choice.prompt_logprobs` would raise instead of giving None.
+            "prompt_logprobs": None,
+            "prompt_token_ids": None,
+            "token_ids": None,
         }
         for i in range(ctx.num_choices)
     ]

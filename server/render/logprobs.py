@@ -7,9 +7,21 @@ server/schemas).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from server.engine.base import TokenLogprob, TopLogprob
+
+
+def token_id_name(token_id: int) -> str:
+    """vLLM's `return_tokens_as_token_ids` name of a token: clients that map logprobs back to ids
+    without a tokenizer (RL trainers) ask for it; `bytes` are then those of this name, as in vLLM."""
+    return f"token_id:{token_id}"
+
+
+def named_by_id(entry: TokenLogprob) -> TokenLogprob:
+    top = [replace(t, token=token_id_name(t.token_id), utf8=None) for t in entry.top]
+    return replace(entry, token=token_id_name(entry.token_id), utf8=None, top=top)
 
 
 def token_bytes(entry: TokenLogprob | TopLogprob) -> list[int]:
@@ -22,7 +34,9 @@ def top_entry(entry: TopLogprob) -> dict[str, Any]:
     return {"token": entry.token, "logprob": float(entry.logprob), "bytes": token_bytes(entry)}
 
 
-def chat_entry(entry: TokenLogprob, top_n: int) -> dict[str, Any]:
+def chat_entry(entry: TokenLogprob, top_n: int, by_id: bool = False) -> dict[str, Any]:
+    if by_id:
+        entry = named_by_id(entry)
     return {
         "token": entry.token,
         "logprob": float(entry.logprob),
@@ -31,9 +45,9 @@ def chat_entry(entry: TokenLogprob, top_n: int) -> dict[str, Any]:
     }
 
 
-def chat_logprobs(entries: list[TokenLogprob], top_n: int) -> dict[str, Any]:
+def chat_logprobs(entries: list[TokenLogprob], top_n: int, by_id: bool = False) -> dict[str, Any]:
     """`refusal` is always null: this server never refuses in-band."""
-    return {"content": [chat_entry(e, top_n) for e in entries], "refusal": None}
+    return {"content": [chat_entry(e, top_n, by_id) for e in entries], "refusal": None}
 
 
 def completion_top(entry: TokenLogprob, top_n: int) -> dict[str, float]:
@@ -45,10 +59,12 @@ def completion_top(entry: TokenLogprob, top_n: int) -> dict[str, float]:
 
 
 class CompletionLogprobsBuilder:
-    """Accumulates one choice's columns; `text_offset` counts characters from the choice's start."""
+    """Accumulates one choice's columns; `text_offset` counts characters from the choice's start.
+    `by_id`: tokens named "token_id:<id>" (their offsets then count those names, as in vLLM)."""
 
-    def __init__(self, top_n: int, start_offset: int = 0) -> None:
+    def __init__(self, top_n: int, start_offset: int = 0, by_id: bool = False) -> None:
         self._top_n = top_n
+        self._by_id = by_id
         self._offset = start_offset
         self.value: dict[str, list[Any]] = {
             "tokens": [],
@@ -64,7 +80,7 @@ class CompletionLogprobsBuilder:
         top_logprobs: list[dict[str, float]] = []
         text_offset: list[int] = []
         offset = self._offset
-        for e in entries:
+        for e in map(named_by_id, entries) if self._by_id else entries:
             tokens.append(e.token)
             token_logprobs.append(float(e.logprob))
             top_logprobs.append(completion_top(e, self._top_n))
@@ -87,6 +103,8 @@ class CompletionLogprobsBuilder:
         and the prompt token itself, as vLLM sends them. Offsets point into the echoed text, which ends
         where the completion starts (this builder's start offset); characters the text lacks (the
         space SentencePiece puts before the first word) clamp at 0."""
+        if self._by_id:
+            entries = [None if e is None else named_by_id(e) for e in entries]
         tokens = [first_token if e is None else e.token for e in entries]
         position = self._offset - sum(len(t) for t in tokens)
         part: dict[str, list[Any]] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -89,6 +89,7 @@ class ChatChoice(BaseModel):
     message: AssistantMessage
     logprobs: ChoiceLogprobs | None
     finish_reason: FinishReasonField
+    token_ids: list[int] | None  # vLLM's (return_token_ids); null unless asked for, as vLLM sends it
 
 
 class ChatCompletion(BaseModel):
@@ -99,6 +100,10 @@ class ChatCompletion(BaseModel):
     choices: list[ChatChoice]
     usage: Usage
     system_fingerprint: str
+    # vLLM's output extensions: null unless asked for (prompt_logprobs, return_token_ids), as vLLM
+    # sends them.
+    prompt_logprobs: list[dict[str, Any] | None] | None
+    prompt_token_ids: list[int] | None
 
 
 class ChunkDelta(BaseModel):

@@ -69,7 +69,9 @@ class SamplingFields(StrictModel):
     top_p: Annotated[Float, Field(gt=0.0, le=1.0)] | None = None
     top_k: Annotated[int, Field(ge=-1), JSON_INT] | None = None
     min_p: Annotated[Float, Field(ge=0.0, le=1.0)] | None = None
-    seed: Annotated[int, Field(ge=0, le=2**63 - 17), JSON_INT] | None = None  # room for seed + choice index
+    # vLLM's range: any 64-bit integer, -1 meaning none (a random seed); the top keeps room for seed +
+    # choice index.
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 17), JSON_INT] | None = None
     stop: str | list[str] | None = None
     presence_penalty: Annotated[Float, Field(ge=-2.0, le=2.0)] | None = None
     frequency_penalty: Annotated[Float, Field(ge=-2.0, le=2.0)] | None = None

@@ -83,6 +83,11 @@ class CompletionChoice(BaseModel):
     text: str
     logprobs: CompletionLogprobs | None
     finish_reason: FinishReasonField
+    # vLLM's output extensions: null unless asked for (prompt_logprobs, return_token_ids), as vLLM
+    # sends them; a whole answer always carries them, a stream chunk only with a value.
+    prompt_logprobs: list[dict[str, Any] | None] | None = None
+    prompt_token_ids: list[int] | None = None
+    token_ids: list[int] | None = None
 
 
 class Completion(BaseModel):

@@ -70,7 +70,6 @@ REFUSALS: dict[str, Refusal] = {
     "media_io_kwargs": Refusal(_empty, "The model takes text only."),
     "mm_processor_kwargs": Refusal(_empty, "The model takes text only."),
     "prompt_embeds": Refusal(_empty, "Prompts as embeddings are not supported; send text or token ids."),
-    "return_tokens_as_token_ids": Refusal(_is(False, None), "Logprob tokens are always strings here."),
     "return_prompt_text": Refusal(_is(False, None), "The response does not carry the prompt text."),
     "routed_experts_prompt_start": Refusal(_is(0), "This server does not return routed experts."),
     "stream_interval": Refusal(_is(1, None), "Streams send every token as it comes; no batching."),
@@ -251,7 +250,9 @@ class VLLMExtensions(Refusals):
     vllm_xargs: dict[str, XArgValue] | None = _refused()
     kv_transfer_params: dict[str, Any] | None = _refused()
     ec_transfer_params: dict[str, Any] | None = _refused()
-    return_tokens_as_token_ids: Bool | None = _refused()
+    return_tokens_as_token_ids: Bool | None = Field(
+        None, description='Logprob tokens named "token_id:<id>" instead of their text.'
+    )
     routed_experts_prompt_start: Annotated[int, Field(ge=0), JSON_INT] = _refused(0)
     stream_interval: Annotated[int, Field(ge=1), JSON_INT] | None = _refused(None, "1 is accepted.")
     guided_json: Any = _refused(None, "Dropped by vLLM; use structured_outputs.json.")

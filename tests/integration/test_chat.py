@@ -60,6 +60,20 @@ async def test_same_seed_gives_same_text_and_other_seed_differs(client: httpx.As
     assert text != c["choices"][0]["message"]["content"]
 
 
+async def test_negative_seeds_are_accepted_and_reproducible_as_in_vllm(client: httpx.AsyncClient) -> None:
+    """vLLM takes any 64-bit seed; a client that sends a negative one must not get a 400."""
+
+    def req(seed: int) -> dict:
+        return chat("Tell me a story", max_tokens=24, temperature=1.0, seed=seed)
+
+    a = await complete(client, req(-(2**63)))
+    b = await complete(client, req(-(2**63)))
+    c = await complete(client, req(-7))
+    text = a["choices"][0]["message"]["content"]
+    assert text == b["choices"][0]["message"]["content"]
+    assert text != c["choices"][0]["message"]["content"]
+
+
 async def test_top_k_1_and_tiny_top_p_equal_greedy(client: httpx.AsyncClient) -> None:
     greedy = await complete(client, chat("Count with me", max_tokens=12, temperature=0))
     top_k = await complete(client, chat("Count with me", max_tokens=12, temperature=1.0, top_k=1, seed=5))

@@ -327,3 +327,16 @@ async def test_continue_final_message_needs_an_assistant_message_last(client: ht
     resp = await client.post("/v1/chat/completions", json=chat("hi", continue_final_message=True))
     assert resp.status_code == 400
     assert resp.json()["error"]["param"] == "messages[0].role"
+
+
+async def test_vllm_fields_not_asked_for_are_null_not_absent(client: httpx.AsyncClient) -> None:
+    """vLLM sends them as null; with the openai SDK an absent extra field is an AttributeError, so
+    `completion.choices[0].prompt_logprobs is None` (as vLLM's own tests write it) would raise."""
+    completion = await post(client, "/v1/completions", {"prompt": "Hi", "max_tokens": 2})
+    [choice] = completion["choices"]
+    for field in ("prompt_logprobs", "prompt_token_ids", "token_ids"):
+        assert field in choice and choice[field] is None
+    answer = await post(client, "/v1/chat/completions", chat("Hi", max_tokens=2))
+    assert "prompt_logprobs" in answer and answer["prompt_logprobs"] is None
+    assert "prompt_token_ids" in answer and answer["prompt_token_ids"] is None
+    assert "token_ids" in answer["choices"][0] and answer["choices"][0]["token_ids"] is None

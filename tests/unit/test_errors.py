@@ -154,8 +154,23 @@ def test_several_validation_failures_are_counted_in_the_message(client: TestClie
     error = response.json()["error"]
     assert error["param"] == "n"
     assert error["message"] == (
-        "n: Input should be greater than or equal to 1; temperature: Input should be less than or equal to 2"
+        "n: Input should be greater than or equal to 1 [type=greater_than_equal]; "
+        "temperature: Input should be less than or equal to 2 [type=less_than_equal]"
     )
+
+
+@pytest.mark.parametrize("seed", [-(2**63) - 1, 2**63])
+def test_an_out_of_range_seed_names_pydantics_error_type(client: TestClient, seed: int) -> None:
+    """vLLM's 400 lists pydantic's raw errors, and clients written against it (vLLM's own tests
+    among them) look for the error type, "greater_than_equal" or "less_than_equal"."""
+    response = client.post(
+        "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "seed": seed}
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "seed"
+    kind = "greater_than_equal" if seed < 0 else "less_than_equal"
+    assert error["message"].endswith(f"[type={kind}]")
 
 
 def test_more_validation_failures_than_listed_are_counted_in_the_message(client: TestClient) -> None:
@@ -181,14 +196,24 @@ def test_every_bad_logit_bias_key_is_named(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "param", "message"),
     [
-        ("/v1/completions", {"prompt": [5, -1]}, "prompt.1", "Input should be greater than or equal to 0"),
+        (
+            "/v1/completions",
+            {"prompt": [5, -1]},
+            "prompt.1",
+            "Input should be greater than or equal to 0 [type=greater_than_equal]",
+        ),
         (
             "/v1/completions",
             {"prompt": "x", "stop": 5},
             "stop",
             "Input should be a valid string or a valid list",
         ),
-        ("/v1/completions", {"prompt": "x", "stop": [1]}, "stop.0", "Input should be a valid string"),
+        (
+            "/v1/completions",
+            {"prompt": "x", "stop": [1]},
+            "stop.0",
+            "Input should be a valid string [type=string_type]",
+        ),
         (
             "/v1/chat/completions",
             {"messages": [{"role": "user", "content": 5}]},
@@ -199,7 +224,7 @@ def test_every_bad_logit_bias_key_is_named(client: TestClient) -> None:
             "/v1/chat/completions",
             {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema"}},
             "response_format.json_schema",
-            "Field required",
+            "Field required [type=missing]",
         ),
         (
             "/v1/chat/completions",
@@ -208,7 +233,7 @@ def test_every_bad_logit_bias_key_is_named(client: TestClient) -> None:
                 "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": 5}},
             },
             "response_format.json_schema.schema",
-            "Input should be a valid dictionary",
+            "Input should be a valid dictionary [type=dict_type]",
         ),
     ],
 )

@@ -263,11 +263,14 @@ async def test_whole_chat_answer_equals_the_model_dump_it_replaces(
                 message=AssistantMessage(role="assistant", content=texts[c], refusal=None),
                 logprobs=None if top_logprobs is None else pydantic_chat_logprobs(entries[c], top_logprobs),
                 finish_reason=reasons[c],  # type: ignore[arg-type]
+                token_ids=None,
             )
             for c in range(n)
         ],
         usage=Usage.of(ctx.prompt_tokens, sum(len(d.token_ids) for _, d in items)),
         system_fingerprint=FINGERPRINT,
+        prompt_logprobs=None,
+        prompt_token_ids=None,
     )
     assert json_response_bytes(body) == json_response_bytes(reference.model_dump())
 

@@ -126,6 +126,16 @@ def test_no_seed_stays_none_for_every_choice() -> None:
     assert options(chat(n=2), choice_index=1).seed is None
 
 
+def test_seed_minus_one_is_no_seed_for_every_choice_as_in_vllm() -> None:
+    """vLLM reads seed -1 as random sampling; offsetting it per choice would seed choices 1..n-1."""
+    assert [options(chat(seed=-1, n=3), choice_index=i).seed for i in range(3)] == [None, None, None]
+
+
+def test_a_negative_seed_is_offset_by_choice_index() -> None:
+    req = chat(seed=-(2**63), n=2)
+    assert [options(req, choice_index=i).seed for i in range(2)] == [-(2**63), -(2**63) + 1]
+
+
 def test_logit_bias_keys_become_ints() -> None:
     opts = options(chat(logit_bias={"0": -100, "31999": 5.5}))
     assert opts.logit_bias == {0: -100.0, 31999: 5.5}

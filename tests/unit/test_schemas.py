@@ -99,7 +99,7 @@ def test_top_logprobs_with_logprobs_true_is_accepted() -> None:
         ({"repetition_penalty": 0.009}, "repetition_penalty"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_completion_tokens": 0}, "max_completion_tokens"),
-        ({"seed": -1}, "seed"),
+        ({"seed": -(2**63) - 1}, "seed"),
         ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
         ({"stop": ""}, "stop"),
         ({"stop": ["ok", ""]}, "stop"),

@@ -32,7 +32,6 @@ REFUSED: dict[str, Any] = {
     "media_io_kwargs": {"image": {}},
     "mm_processor_kwargs": {"x": 1},
     "prompt_embeds": "AAAA",
-    "return_tokens_as_token_ids": True,
     "return_prompt_text": True,
     "routed_experts_prompt_start": 3,
     "stream_interval": 2,
