@@ -94,6 +94,9 @@ class Delta:
     # The prompt's tokens' log-probabilities (first delta only, when asked for): None for the first
     # token, which nothing precedes.
     prompt_logprobs: list[TokenLogprob | None] | None = None
+    # What ended a "stop" finish, as vLLM reports it: the stop string or stop token id that matched;
+    # None for EOS, a length finish, or no finish yet.
+    stop_reason: int | str | None = None
 
 
 @dataclass(frozen=True, slots=True)

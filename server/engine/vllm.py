@@ -240,6 +240,7 @@ def _delta(out: Any, options: SamplingOptions, prompt_ids: list[int], texts: Req
         logprobs=output_logprobs(output, texts.output),
         num_cached_prompt_tokens=out.num_cached_tokens or 0,
         prompt_logprobs=plp,
+        stop_reason=output.stop_reason,
     )
 
 

@@ -87,6 +87,7 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
     texts: list[list[str]] = [[] for _ in range(ctx.n)]
     entries: list[list[dict[str, Any]]] = [[] for _ in range(ctx.n)]
     reasons: list[str | None] = [None] * ctx.n
+    stops: list[int | str | None] = [None] * ctx.n
     completion_tokens = 0
     cached = 0
     top_n = ctx.top_logprobs
@@ -106,6 +107,7 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
                 entries[index].extend(chat_entry(e, top_n, ctx.tokens_by_id) for e in delta.logprobs)
             if delta.finish_reason:
                 reasons[index] = delta.finish_reason
+                stops[index] = delta.stop_reason
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, [r for r in reasons if r])
     choices = [
         {
@@ -113,6 +115,7 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
             "message": {"role": "assistant", "content": ctx.echo + "".join(texts[i]), "refusal": None},
             "logprobs": {"content": entries[i], "refusal": None} if top_n is not None else None,
             "finish_reason": reasons[i],
+            "stop_reason": stops[i],
             "token_ids": None,  # vLLM's fields are null when not asked for, never absent (below)
         }
         for i in range(ctx.n)

@@ -153,6 +153,7 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> dict[str
     """The whole answer as a Completion-shaped dict (None fields included, as `model_dump()`)."""
     texts: list[list[str]] = [[e] for e in ctx.echo]
     reasons: list[str | None] = [None] * ctx.num_choices
+    stops: list[int | str | None] = [None] * ctx.num_choices
     builders = _builders(ctx)
     extras = ctx.extras
     token_ids: list[list[int]] = [[] for _ in ctx.echo]
@@ -173,6 +174,7 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> dict[str
                 builders[index].add(delta.logprobs)
             if delta.finish_reason:
                 reasons[index] = delta.finish_reason
+                stops[index] = delta.stop_reason
                 cached_tokens(index, delta, ctx.n, cached)
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, [r for r in reasons if r])
     choices = [
@@ -181,6 +183,7 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> dict[str
             "text": "".join(texts[i]),
             "logprobs": builders[i].value if builders else None,
             "finish_reason": reasons[i],
+            "stop_reason": stops[i],
             # Null, as vLLM sends them: the openai SDK's objects have no attribute for an absent
             # extra field, so `choice.prompt_logprobs` would raise instead of giving None.
             "prompt_logprobs": None,

@@ -6,7 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from server.schemas.common import JSON_INT, Bool, FinishReasonField, SamplingFields, StrictModel, Usage
+from server.schemas.common import (
+    JSON_INT,
+    Bool,
+    FinishReasonField,
+    SamplingFields,
+    StopReasonField,
+    StrictModel,
+    Usage,
+)
 from server.schemas.response_format import ResponseFormat
 from server.schemas.vllm_extensions import ChatExtensions
 
@@ -89,6 +97,7 @@ class ChatChoice(BaseModel):
     message: AssistantMessage
     logprobs: ChoiceLogprobs | None
     finish_reason: FinishReasonField
+    stop_reason: StopReasonField
     token_ids: list[int] | None  # vLLM's (return_token_ids); null unless asked for, as vLLM sends it
 
 

@@ -145,6 +145,8 @@ class Usage(BaseModel):
 
 
 FinishReasonField = Literal["stop", "length"] | None
+# vLLM's: the stop string or stop token id that ended a "stop" finish; null for EOS or length.
+StopReasonField = int | str | None
 
 
 class ErrorDetail(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from server.schemas.common import JSON_INT, Bool, FinishReasonField, SamplingFields, Usage
+from server.schemas.common import JSON_INT, Bool, FinishReasonField, SamplingFields, StopReasonField, Usage
 from server.schemas.response_format import ResponseFormat
 from server.schemas.vllm_extensions import CompletionExtensions
 
@@ -83,6 +83,7 @@ class CompletionChoice(BaseModel):
     text: str
     logprobs: CompletionLogprobs | None
     finish_reason: FinishReasonField
+    stop_reason: StopReasonField = None
     # vLLM's output extensions: null unless asked for (prompt_logprobs, return_token_ids), as vLLM
     # sends them; a whole answer always carries them, a stream chunk only with a value.
     prompt_logprobs: list[dict[str, Any] | None] | None = None

@@ -55,6 +55,7 @@ async def test_stop_token_ids_end_the_completion_at_that_token(
     )
     [choice] = body["choices"]
     assert choice["finish_reason"] == "stop"
+    assert choice["stop_reason"] == stop  # vLLM's: which stop token ended it
     assert body["usage"]["completion_tokens"] == greedy.index(stop) + 1
 
 
@@ -87,6 +88,18 @@ async def test_include_stop_str_in_output_keeps_the_stop_string(client: httpx.As
         )
         assert body["choices"][0]["text"] == expected
         assert body["choices"][0]["finish_reason"] == "stop"
+        assert body["choices"][0]["stop_reason"] == stop
+
+
+async def test_stop_reason_is_null_without_a_matched_stop(client: httpx.AsyncClient) -> None:
+    whole = await complete(client, {"prompt": PROMPT, "max_tokens": 3, "ignore_eos": True})
+    assert whole["choices"][0]["finish_reason"] == "length"
+    assert whole["choices"][0]["stop_reason"] is None
+    resp = await client.post(
+        "/v1/chat/completions", json=chat("Say something", max_tokens=6, temperature=0, stop=["zzzz"])
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["choices"][0]["stop_reason"] is None
 
 
 # --- skip_special_tokens, spaces_between_special_tokens -------------------------------------------

@@ -263,6 +263,7 @@ async def test_whole_chat_answer_equals_the_model_dump_it_replaces(
                 message=AssistantMessage(role="assistant", content=texts[c], refusal=None),
                 logprobs=None if top_logprobs is None else pydantic_chat_logprobs(entries[c], top_logprobs),
                 finish_reason=reasons[c],  # type: ignore[arg-type]
+                stop_reason=None,
                 token_ids=None,
             )
             for c in range(n)
