@@ -49,6 +49,19 @@ def _prompts(body: CompletionRequest, state: ServerState) -> list[tuple[list[int
     return out
 
 
+def _truncated(
+    ids: list[int], text: str, body: CompletionRequest, state: ServerState
+) -> tuple[list[int], str]:
+    """`truncate_prompt_tokens`: the ids the engine gets, and the text `echo` repeats, which is then
+    that of the kept ids."""
+    kept = request_extensions.truncate_prompt(
+        ids, body.truncate_prompt_tokens, body.truncation_side, state.max_model_len
+    )
+    if kept is ids or not body.echo:
+        return kept, text
+    return kept, state.tokenizer.decode(kept)
+
+
 def _check_unsupported(body: CompletionRequest) -> None:
     if body.best_of is not None and body.best_of != body.n:
         raise InvalidRequestError("best_of other than n is not supported.", param="best_of")
@@ -94,15 +107,7 @@ async def create_completion(
     _check_unsupported(body)
     input_limits.check_n(body.n, state.settings)
     request_extensions.check_priority(body.priority, state.settings)
-    prompts = [
-        (
-            request_extensions.truncate_prompt(
-                ids, body.truncate_prompt_tokens, body.truncation_side, state.max_model_len
-            ),
-            text,
-        )
-        for ids, text in _prompts(body, state)
-    ]
+    prompts = [_truncated(ids, text, body, state) for ids, text in _prompts(body, state)]
     extras = _extras(body, prompts, state)
     request_id = f"cmpl-{uuid.uuid4().hex}"  # engine requests' ids: unique whatever the client sends
     choices: list[generation.Choice] = []

@@ -173,6 +173,19 @@ async def test_truncate_prompt_tokens_keeps_the_requested_end(
     assert body["choices"][0]["text"] == same["choices"][0]["text"]
 
 
+async def test_echo_repeats_the_kept_part_of_a_truncated_prompt(
+    client: httpx.AsyncClient, tokenizer: Tokenizer
+) -> None:
+    text = "One two three four five six seven eight nine ten"
+    kept = tokenizer.decode(tokenizer.encode(text)[-3:])
+    body = await complete(
+        client, {"prompt": text, "max_tokens": 2, "truncate_prompt_tokens": 3, "echo": True}
+    )
+    assert kept.strip() == "eight nine ten"
+    assert body["choices"][0]["text"].startswith(kept)
+    assert not body["choices"][0]["text"].startswith("One")
+
+
 async def test_truncate_prompt_tokens_minus_one_fits_a_long_prompt_to_the_context(
     client: httpx.AsyncClient,
 ) -> None:
