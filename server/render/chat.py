@@ -38,16 +38,20 @@ class ChatContext:
 
 
 def _chunk_choice(ctx: ChatContext, index: int, delta: Delta) -> dict[str, Any]:
-    """ChatChunkChoice: `logprobs` and `finish_reason` are sent as null until they have a value."""
+    """ChatChunkChoice: `logprobs` and `finish_reason` are sent as null until they have a value; the
+    last chunk also says what stopped it (vLLM's `stop_reason`)."""
     logprobs = None
     if ctx.top_logprobs is not None and delta.logprobs is not None:
         logprobs = chat_logprobs(delta.logprobs, ctx.top_logprobs, ctx.tokens_by_id)
-    return {
+    choice = {
         "index": index,
         "delta": {"content": delta.text},
         "logprobs": logprobs,
         "finish_reason": delta.finish_reason,
     }
+    if delta.finish_reason:
+        choice["stop_reason"] = delta.stop_reason
+    return choice
 
 
 async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> AsyncGenerator[bytes, None]:

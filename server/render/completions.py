@@ -50,13 +50,17 @@ def _chunk_choice(
     index: int, delta: Delta, builders: list[CompletionLogprobsBuilder] | None
 ) -> dict[str, Any]:
     """CompletionChoice: `logprobs` and `finish_reason` are null when they have no value, as in the
-    whole answer (OpenAI's stream and whole answer share one shape)."""
-    return {
+    whole answer (OpenAI's stream and whole answer share one shape); the last chunk also says what
+    stopped it (vLLM's `stop_reason`)."""
+    choice = {
         "index": index,
         "text": delta.text,
         "logprobs": builders[index].add(delta.logprobs or []) if builders else None,
         "finish_reason": delta.finish_reason,
     }
+    if delta.finish_reason:
+        choice["stop_reason"] = delta.stop_reason
+    return choice
 
 
 async def stream_completion(

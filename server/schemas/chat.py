@@ -125,6 +125,7 @@ class ChatChunkChoice(BaseModel):
     delta: ChunkDelta
     logprobs: ChoiceLogprobs | None
     finish_reason: FinishReasonField
+    stop_reason: StopReasonField = None  # vLLM's; on the last chunk only
 
 
 class ChatCompletionChunk(BaseModel):

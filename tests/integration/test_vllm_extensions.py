@@ -91,6 +91,21 @@ async def test_include_stop_str_in_output_keeps_the_stop_string(client: httpx.As
         assert body["choices"][0]["stop_reason"] == stop
 
 
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
+async def test_a_streams_last_chunk_names_the_stop_token_that_ended_it(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    body = {"prompt": PROMPT} if path == "/v1/completions" else chat(PROMPT)
+    body |= {"max_tokens": 8, "ignore_eos": True, "temperature": 0}
+    whole = await client.post(path, json={**body, "return_token_ids": True})
+    assert whole.status_code == 200, whole.text
+    stop = whole.json()["choices"][0]["token_ids"][1]  # a token the greedy answer makes
+    events = await stream_events(client, path, {**body, "stream": True, "stop_token_ids": [stop]})
+    choices = [c for e in events for c in e["choices"]]
+    assert choices[-1]["finish_reason"] == "stop" and choices[-1]["stop_reason"] == stop
+    assert all("stop_reason" not in c for c in choices[:-1])
+
+
 async def test_stop_reason_is_null_without_a_matched_stop(client: httpx.AsyncClient) -> None:
     whole = await complete(client, {"prompt": PROMPT, "max_tokens": 3, "ignore_eos": True})
     assert whole["choices"][0]["finish_reason"] == "length"

@@ -87,7 +87,9 @@ def random_deltas(rng: random.Random, choices: int, logprobs: bool) -> list[tupl
             ids = [rng.randrange(32000) for _ in range(rng.randrange(0, 3))]
             entries = [token_logprob(rng, rng.choice(TRICKY)) for _ in ids] if logprobs else None
             out.append((index, Delta(text, ids, None, entries)))
-        out.append((index, Delta(rng.choice(TRICKY), [5], rng.choice(["stop", "length"]), None)))
+        reason = rng.choice(["stop", "length"])
+        stop = rng.choice([None, "###", 13]) if reason == "stop" else None  # EOS, a string, a token id
+        out.append((index, Delta(rng.choice(TRICKY), [5], reason, None, stop_reason=stop)))
     rng.shuffle(out)
     return out
 
@@ -148,7 +150,11 @@ def expected_chat_stream(
             if ctx.top_logprobs is not None and d.logprobs is not None:
                 lp = pydantic_chat_logprobs(d.logprobs, ctx.top_logprobs)
             choice = ChatChunkChoice(
-                index=index, delta=ChunkDelta(content=d.text), logprobs=lp, finish_reason=d.finish_reason
+                index=index,
+                delta=ChunkDelta(content=d.text),
+                logprobs=lp,
+                finish_reason=d.finish_reason,
+                **({"stop_reason": d.stop_reason} if d.finish_reason else {}),  # type: ignore[arg-type]
             )
             out.append(chunk(choice))
     if include_usage:
@@ -205,7 +211,10 @@ def expected_completion_stream(
                 lp.top_logprobs.append(completion_top(e, ctx.logprobs))
                 lp.text_offset.append(offsets[index])
                 offsets[index] += len(e.token)
-        choice = CompletionChoice(index=index, text=d.text, logprobs=lp, finish_reason=d.finish_reason)
+        last = {"stop_reason": d.stop_reason} if d.finish_reason else {}
+        choice = CompletionChoice(
+            index=index, text=d.text, logprobs=lp, finish_reason=d.finish_reason, **last
+        )
         out.append(chunk([choice]))
     if include_usage:
         out.append(chunk([], usage=Usage.of(ctx.prompt_tokens, tokens)))
@@ -251,6 +260,7 @@ async def test_whole_chat_answer_equals_the_model_dump_it_replaces(
     body = await collect_chat(ctx, feed(items))
     texts = ["".join(d.text for i, d in items if i == c) for c in range(n)]
     reasons = [next(d.finish_reason for i, d in items if i == c and d.finish_reason) for c in range(n)]
+    stops = [next(d.stop_reason for i, d in items if i == c and d.finish_reason) for c in range(n)]
     entries = [[e for i, d in items if i == c for e in d.logprobs or []] for c in range(n)]
     reference = ChatCompletion(
         id=ctx.id,
@@ -263,7 +273,7 @@ async def test_whole_chat_answer_equals_the_model_dump_it_replaces(
                 message=AssistantMessage(role="assistant", content=texts[c], refusal=None),
                 logprobs=None if top_logprobs is None else pydantic_chat_logprobs(entries[c], top_logprobs),
                 finish_reason=reasons[c],  # type: ignore[arg-type]
-                stop_reason=None,
+                stop_reason=stops[c],
                 token_ids=None,
             )
             for c in range(n)
@@ -299,9 +309,17 @@ async def test_whole_completion_equals_the_model_dump_it_replaces(
                 lp.top_logprobs.append(completion_top(e, logprobs))
                 lp.text_offset.append(offset)
                 offset += len(e.token)
-        reason = next(d.finish_reason for d in mine if d.finish_reason)
+        last = next(d for d in mine if d.finish_reason)
         text = prefix + "".join(d.text for d in mine)
-        choices.append(CompletionChoice(index=c, text=text, logprobs=lp, finish_reason=reason))
+        choices.append(
+            CompletionChoice(
+                index=c,
+                text=text,
+                logprobs=lp,
+                finish_reason=last.finish_reason,
+                stop_reason=last.stop_reason,
+            )
+        )
     reference = Completion(
         id=ctx.id,
         object="text_completion",
