@@ -41,6 +41,10 @@ class Tokenizer:
         ids: list[int] = self._hf.encode(text, add_special_tokens=False, split_special_tokens=True)
         return ids
 
+    def pieces(self, ids: list[int]) -> list[str]:
+        """Each id's vocabulary entry as the tokenizer writes it ("▁Hello", "<0x0A>", "</s>")."""
+        return [str(p) for p in self._hf.convert_ids_to_tokens(ids)]
+
     def decode(self, ids: list[int]) -> str:
         text: str = self._hf.decode(ids, skip_special_tokens=True)
         return text

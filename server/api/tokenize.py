@@ -28,7 +28,12 @@ async def tokenize(body: TokenizeRequest, state: StateDep) -> TokenizeResponse:
         text = body.prompt or ""
         encode = state.tokenizer.encode if body.add_special_tokens else state.tokenizer.encode_segment
         tokens = encode(text)
-    return TokenizeResponse(tokens=tokens, count=len(tokens), max_model_len=state.max_model_len)
+    return TokenizeResponse(
+        tokens=tokens,
+        count=len(tokens),
+        max_model_len=state.max_model_len,
+        token_strs=state.tokenizer.pieces(tokens) if body.return_token_strs else None,
+    )
 
 
 @router.post("/detokenize", responses=_ERRORS)

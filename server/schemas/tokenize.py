@@ -17,6 +17,7 @@ class TokenizeRequest(StrictModel):
     prompt: str | None = None
     messages: Annotated[list[ChatMessage], Field(min_length=1)] | None = None
     add_special_tokens: Bool = Field(True, description="`prompt` only: put BOS first, as completions do.")
+    return_token_strs: Bool = Field(False, description="vLLM's: each token's vocabulary entry too.")
 
     @model_validator(mode="after")
     def _one_input(self) -> TokenizeRequest:
@@ -29,6 +30,9 @@ class TokenizeResponse(BaseModel):
     tokens: list[int]
     count: int = Field(description="Equal to the usage.prompt_tokens the same input gets.")
     max_model_len: int
+    token_strs: list[str] | None = Field(
+        description="With return_token_strs: each token's vocabulary entry (vLLM's); else null, as vLLM."
+    )
 
 
 class DetokenizeRequest(StrictModel):

@@ -40,6 +40,14 @@ async def test_tokenize_without_special_tokens_leaves_out_bos(client: httpx.Asyn
     assert [1, *without["tokens"]] == with_bos
 
 
+async def test_tokenize_returns_token_strings_only_when_asked(client: httpx.AsyncClient) -> None:
+    plain = (await client.post("/tokenize", json={"prompt": "Hello world"})).json()
+    assert plain["token_strs"] is None  # null, as vLLM answers, so clients can read the attribute
+    asked = (await client.post("/tokenize", json={"prompt": "Hello world", "return_token_strs": True})).json()
+    assert asked["tokens"] == plain["tokens"]
+    assert asked["token_strs"] == ["<s>", "\u2581Hello", "\u2581world"]
+
+
 async def test_detokenize_gives_back_the_text_tokenize_took(client: httpx.AsyncClient) -> None:
     text = "Grüße aus München, 東京 and emoji 🙂"
     tokens = (await client.post("/tokenize", json={"prompt": text})).json()["tokens"]

@@ -37,7 +37,9 @@ def test_max_tokens_zero_asks_vllm_for_one_token_and_the_prompt_logprobs() -> No
 
 
 def request_output(prompt_logprobs: list | None, reason: str | None = "length") -> SimpleNamespace:
-    generated = SimpleNamespace(text=" x", token_ids=[42], finish_reason=reason, logprobs=None)
+    generated = SimpleNamespace(
+        text=" x", token_ids=[42], finish_reason=reason, logprobs=None, stop_reason=None
+    )
     return SimpleNamespace(outputs=[generated], prompt_logprobs=prompt_logprobs, num_cached_tokens=3)
 
 
