@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI
 from server import __version__
 from server.access_log import AccessLogMiddleware
 from server.admission import Admission, Policy
-from server.api import chat, completions, health, invocations, models, page, tokenize
+from server.api import chat, chat_batch, completions, health, invocations, models, page, tokenize
 from server.api import lora as lora_admin
 from server.auth import KeyRing, check_operations_key, get_caller
 from server.body_limit import BodyLimitMiddleware
@@ -118,7 +118,7 @@ def create_app(
     install_cors(app, settings)
     app.add_middleware(AccessLogMiddleware, log_content=settings.log_request_content)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)  # outermost: it counts every answer
-    for module in (chat, completions, invocations, models, tokenize):
+    for module in (chat, chat_batch, completions, invocations, models, tokenize):
         app.include_router(module.router, dependencies=[Depends(get_caller)])
     if settings.allow_runtime_lora:  # reads host paths into the engine: only when asked for
         app.include_router(lora_admin.router, dependencies=[Depends(get_caller)])

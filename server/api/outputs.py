@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from server.errors import InvalidRequestError
 from server.render.extras import Extras
-from server.schemas.chat import ChatCompletionRequest
+from server.schemas.chat import ChatCompletionRequest, ChatRequestFields
 from server.schemas.common import SamplingFields
 
 
@@ -24,7 +24,7 @@ def prompt_logprobs(body: SamplingFields, echo: bool, top_n: int | None) -> int 
     return top_n if echo else None
 
 
-def check_chat(body: ChatCompletionRequest) -> None:
+def check_chat(body: ChatRequestFields) -> None:
     check_stream(body)
     if body.continue_final_message and body.add_generation_prompt:
         raise InvalidRequestError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from server.schemas.common import (
     JSON_INT,
@@ -39,8 +39,12 @@ class ChatMessage(StrictModel):
         return "".join(part.text for part in self.content)
 
 
-class ChatCompletionRequest(SamplingFields, ChatExtensions):
-    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+Conversation = Annotated[list[ChatMessage], Field(min_length=1)]
+
+
+class ChatRequestFields(SamplingFields, ChatExtensions):
+    """Everything of a chat request but its messages: shared by one conversation and a batch."""
+
     max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None
     logprobs: Bool = False
@@ -56,13 +60,38 @@ class ChatCompletionRequest(SamplingFields, ChatExtensions):
     )
 
     @model_validator(mode="after")
-    def _check_logprobs(self) -> ChatCompletionRequest:
+    def _check_logprobs(self) -> ChatRequestFields:
         if self.top_logprobs is not None and not self.logprobs:
             raise ValueError("top_logprobs requires logprobs to be true")
         return self
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+
+class ChatCompletionRequest(ChatRequestFields):
+    messages: Conversation
+
+
+class BatchChatCompletionRequest(ChatRequestFields):
+    """vLLM's /v1/chat/completions/batch: several conversations, one choice each (index i answers
+    conversation i), in one whole answer."""
+
+    messages: Annotated[list[Conversation], Field(min_length=1, max_length=64)]
+
+    @field_validator("stream")
+    @classmethod
+    def _answered_whole(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("a batch of conversations is answered whole: stream must be false")
+        return value
+
+    @field_validator("n")
+    @classmethod
+    def _once_each(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("a batch answers each conversation once: n must be 1")
+        return value
 
 
 # The response models below document the wire shapes (OpenAI's published spec) for the OpenAPI page
