@@ -72,8 +72,7 @@ async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> 
                 # benchmarks take the first chunk with choices as the first token (TTFT).
                 role_sent = True
                 for i in range(ctx.n):
-                    role = {"role": "assistant", "content": ""}
-                    yield encoder.choice({"index": i, "delta": role, "logprobs": None, "finish_reason": None})
+                    yield encoder.choice(_opening_choice(i, {"role": "assistant", "content": ""}))
             completion_tokens += len(delta.token_ids)
             ctx.timer.token()
             if delta.finish_reason:
@@ -192,6 +191,7 @@ async def _stream_extended(
 
 
 def _opening_choice(index: int, delta: dict[str, str]) -> dict[str, Any]:
+    """A chunk choice before any token: the role, or the echoed text."""
     return {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
 
 
