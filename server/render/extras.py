@@ -48,9 +48,6 @@ class Counts:
         prompt = index // self.n
         return usage(self.prompt_lengths[prompt], self.completion[index], self.cached[prompt])
 
-    def total(self) -> dict[str, Any]:
-        return usage(sum(self.prompt_lengths), sum(self.completion), sum(self.cached))
-
 
 def cached_tokens(index: int, delta: Delta, n: int, cached: list[int]) -> None:
     """Note a prompt's prefix-cache hits from its first choice's deltas (the others share them)."""
