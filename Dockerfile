@@ -40,7 +40,7 @@ USER mixtral
 EXPOSE 8000
 # First start generates the tiny model and compiles kernels: a few minutes on a laptop.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 \
-    CMD ["python", "-m", "server.healthcheck"]
+    CMD ["python", "-m", "server.process.healthcheck"]
 ENTRYPOINT ["mixtral-serve"]
 CMD []
 
@@ -75,6 +75,6 @@ USER mixtral
 EXPOSE 8000
 # Loading Mixtral-8x7B (87 GiB) and compiling take minutes; the start period covers a cold start.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=15m --retries=3 \
-    CMD ["python3", "-m", "server.healthcheck"]
+    CMD ["python3", "-m", "server.process.healthcheck"]
 ENTRYPOINT ["mixtral-serve"]
 CMD []

@@ -1,4 +1,4 @@
-from server.cli import main
+from server.process.cli import main
 
 if __name__ == "__main__":
     main()

@@ -16,25 +16,25 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 
 from server import __version__
-from server.access_log import AccessLogMiddleware
-from server.admission import Admission, Policy
-from server.api import chat, chat_batch, completions, health, invocations, models, page, tokenize
-from server.api import lora as lora_admin
-from server.auth import KeyRing, check_operations_key, get_caller
-from server.body_limit import BodyLimitMiddleware
-from server.chat_template import ChatTemplate
+from server.admission.gate import Admission, Policy
+from server.admission.ledger import Ledger
 from server.config import Settings
-from server.cors import install_cors
 from server.engine import start_engine
 from server.engine.base import Engine
+from server.engine.warmup import warm_up
 from server.errors import install_error_handlers
-from server.frontends import Frontend
-from server.ledger import Ledger
+from server.http.auth import KeyRing, check_operations_key, get_caller
+from server.http.deps import ServerState
+from server.http.middleware.body_limit import BodyLimitMiddleware
+from server.http.middleware.cors import install_cors
+from server.http.routes import chat, chat_batch, completions, health, invocations, models, page, tokenize
+from server.http.routes import lora as lora_admin
 from server.lifecycle import Lifecycle, LifecycleMiddleware
-from server.metrics import HTTPMetricsMiddleware, ServerMetrics
-from server.state import ServerState
-from server.tokenizer import Tokenizer
-from server.warmup import warm_up
+from server.observability.access_log import AccessLogMiddleware
+from server.observability.metrics import HTTPMetricsMiddleware, ServerMetrics
+from server.process.frontends import Frontend
+from server.prompt.template import ChatTemplate
+from server.prompt.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def create_app(
     settings: Settings | None = None, engine: Engine | None = None, frontend: Frontend | None = None
 ) -> FastAPI:
     """`engine`: an engine already running (tests share one). `frontend`: this process is one of
-    several front ends of one engine (see server/frontends.py)."""
+    several front ends of one engine (see server/process/frontends.py)."""
     settings = settings or Settings()
     metrics = ServerMetrics(
         multiprocess_dir=frontend.metrics_dir if frontend else None,
@@ -75,7 +75,7 @@ def create_app(
             if engine is None:
                 await _warm_up(settings, running, frontend)
             metrics.watch_engine(running)  # after the warm-up: its requests are not traffic
-            # Admission counts live in a file every front end shares (server/ledger.py).
+            # Admission counts live in a file every front end shares (server/admission/ledger.py).
             if frontend is None:
                 owned_dirs.append(tempfile.mkdtemp(prefix="mixtral-serve-"))
             ledger = Ledger(Path(frontend.metrics_dir if frontend else owned_dirs[0]) / "admission.sqlite3")

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from server.logs import JsonFormatter, RequestIdFilter, TextFormatter
+from server.observability.logs import JsonFormatter, RequestIdFilter, TextFormatter
 
 ACCESS_LOGGER = "server.access"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from server.engine.base import Engine
 from server.engine.tiny import TINY_CONFIG, TinyModel, ensure_model
-from server.known_templates import MISTRAL_7B_INSTRUCT_V01
+from server.prompt.known_templates import MISTRAL_7B_INSTRUCT_V01
 
 _SMALL = {k: TINY_CONFIG[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers")}
 

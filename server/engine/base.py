@@ -41,7 +41,7 @@ class SamplingOptions:
     choice: tuple[str, ...] | None = None  # exactly one of these strings
     grammar: str | None = None  # text of this EBNF or Lark grammar
     structured_param: str = "response_format"  # the request field a bad constraint is blamed on
-    # vLLM's extensions (server/schemas/vllm_extensions.py).
+    # vLLM's extensions (server/openai/schemas/vllm_extensions.py).
     stop_token_ids: tuple[int, ...] = ()
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True

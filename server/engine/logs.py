@@ -3,9 +3,9 @@
 vLLM gives its "vllm" logger its own handler (propagate off) in each of its processes: this one, the
 engine core, the workers, the front ends. The one hook that reaches all of them is an environment
 variable read when each configures its logging, VLLM_LOGGING_CONFIG_PATH: a dictConfig file. Ours
-gives the "vllm" logger a stderr handler with server.logs.JsonFormatter, so one log stream holds one
-format. Set before vLLM is imported and before its processes start (they inherit it); an operator's
-own VLLM_LOGGING_CONFIG_PATH, or VLLM_CONFIGURE_LOGGING=0, wins.
+gives the "vllm" logger a stderr handler with server.observability.logs.JsonFormatter, so one log
+stream holds one format. Set before vLLM is imported and before its processes start (they inherit
+it); an operator's own VLLM_LOGGING_CONFIG_PATH, or VLLM_CONFIGURE_LOGGING=0, wins.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def vllm_logging_config(level: str) -> dict[str, object]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "server.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "server.observability.logs.JsonFormatter"}},
         "handlers": {
             "json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
         },

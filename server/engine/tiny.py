@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from server.known_templates import MIXTRAL_INSTRUCT_V01
+from server.prompt.known_templates import MIXTRAL_INSTRUCT_V01
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 
 from server.app import create_app
 from server.config import Settings
-from server.metrics import ServerMetrics
+from server.observability.metrics import ServerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from server.healthcheck import HEALTH_PATH
+from server.process.healthcheck import HEALTH_PATH
 from tests.deploy.dockerfile import Stage, parse
 from tests.deploy.facts import ROOT, default_port, engine_pins, get_routes, settings_env_names
 
@@ -64,8 +64,8 @@ def test_the_health_check_runs_our_module_on_a_real_route(stage: Stage) -> None:
     check = stage.last("HEALTHCHECK")
     assert "--start-period=" in check
     command = check.split("CMD", 1)[1].strip()
-    assert command.endswith('"-m", "server.healthcheck"]')
-    assert (ROOT / "server" / "healthcheck.py").is_file()
+    assert command.endswith('"-m", "server.process.healthcheck"]')
+    assert (ROOT / "server" / "process" / "healthcheck.py").is_file()
     assert HEALTH_PATH in get_routes()
 
 

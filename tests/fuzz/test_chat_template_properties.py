@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.chat_template import ChatTemplate, Turn
 from server.engine.tiny import write_mistral_v1_tokenizer
 from server.errors import InvalidRequestError
-from server.tokenizer import Tokenizer
+from server.prompt.template import ChatTemplate, Turn
+from server.prompt.tokenizer import Tokenizer
 
 # Mixtral-8x7B-Instruct-v0.1's own template (tokenizer_config.json), for the path a real checkpoint takes.
 MIXTRAL_JINJA = (

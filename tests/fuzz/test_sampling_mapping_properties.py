@@ -18,10 +18,10 @@ from vllm.sampling_params import SamplingParams
 
 from server.engine.vllm import to_sampling_params
 from server.errors import APIError
-from server.sampling import resolve_max_tokens, sampling_options
-from server.schemas.chat import ChatCompletionRequest
-from server.schemas.common import SamplingFields
-from server.schemas.completions import CompletionRequest
+from server.openai.sampling import resolve_max_tokens, sampling_options
+from server.openai.schemas.chat import ChatCompletionRequest
+from server.openai.schemas.common import SamplingFields
+from server.openai.schemas.completions import CompletionRequest
 
 VOCAB_SIZE = 32000
 MAX_LOGPROBS = 20

@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from server.chat_template import NO_TEMPLATE_MESSAGE
 from server.engine.base import Engine
+from server.prompt.template import NO_TEMPLATE_MESSAGE
 from tests.app_client import app_client, template_client
 from tests.helpers import chat, stream_events
 from tests.tiny_models import CHINESE_WORDS, EXTENDED_VOCAB_SIZE, TINY_CHINESE_MIXTRAL, running

@@ -21,7 +21,7 @@ import pytest
 
 from server.engine.base import Engine
 from server.engine.tiny import ensure_model
-from server.warmup import warm_up
+from server.engine.warmup import warm_up
 from tests.app_client import app_client
 from tests.conftest import cache_dir, engine_settings
 from tests.helpers import stream_events
@@ -150,9 +150,9 @@ async def test_adapter_loaded_at_run_time_serves_then_unloads(
 async def test_the_warm_up_runs_through_the_first_adapter(
     lora_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="server.warmup"):
+    with caplog.at_level(logging.INFO, logger="server.engine.warmup"):
         assert await warm_up(lora_engine) > 0
-    messages = [r.getMessage() for r in caplog.records if r.name == "server.warmup"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "server.engine.warmup"]
     assert any(m.startswith("warm-up of adapter 'zh-lora': ") for m in messages), messages
     for _ in range(200):  # the engine's next report shows the batch empty again
         if lora_engine.stats().running == 0:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from server.engine.base import Engine
-from server.warmup import prefill_sizes, warm_up
+from server.engine.warmup import prefill_sizes, warm_up
 from tests.helpers import chat, metric_value, stream_events
 
 pytestmark = pytest.mark.engine

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from server.engine.base import Engine, GenerateRequest, SamplingOptions
-from server.tokenizer import Tokenizer
+from server.prompt.tokenizer import Tokenizer
 from tests.conftest import TEST_MAX_MODEL_LEN
 from tests.helpers import chat, stream_events
 from tests.integration.test_errors import assert_openai_error

@@ -17,9 +17,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from server import request_context
-from server.access_log import AccessLogMiddleware
-from server.logs import JsonFormatter, TextFormatter
+from server.observability import request_context
+from server.observability.access_log import AccessLogMiddleware
+from server.observability.logs import JsonFormatter, TextFormatter
 from tests.log_capture import captured_logs
 
 GENERATED = re.compile(r"[0-9a-f]{32}")

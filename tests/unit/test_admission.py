@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from server.admission import Admission, Policy
+from server.admission.gate import Admission, Policy
+from server.admission.ledger import Ledger
 from server.errors import InvalidRequestError, RateLimitError
-from server.ledger import Ledger
-from server.metrics import ServerMetrics
+from server.observability.metrics import ServerMetrics
 
 
 def policy(**overrides: int | None) -> Policy:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.auth import KeyRing
-from server.cli import parse_settings
 from server.errors import AuthenticationError
+from server.http.auth import KeyRing
+from server.process.cli import parse_settings
 
 
 def test_keys_are_named_by_prefix_or_position() -> None:

@@ -13,7 +13,10 @@ from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 from transformers import AutoTokenizer
 
 import server
-from server.chat_template import (
+from server.engine.tiny import write_mistral_v1_tokenizer
+from server.errors import InvalidRequestError
+from server.prompt.known_templates import KNOWN_MIXTRAL_INSTRUCT
+from server.prompt.template import (
     NO_TEMPLATE_MESSAGE,
     ChatTemplate,
     Conversation,
@@ -21,10 +24,7 @@ from server.chat_template import (
     renders_mixtral_instruct,
     validate_conversation,
 )
-from server.engine.tiny import write_mistral_v1_tokenizer
-from server.errors import InvalidRequestError
-from server.known_templates import KNOWN_MIXTRAL_INSTRUCT
-from server.tokenizer import Tokenizer
+from server.prompt.tokenizer import Tokenizer
 
 BOS, EOS = 1, 2
 SPECIAL_LITERALS = ("<s>", "</s>", "<unk>")
@@ -196,7 +196,7 @@ def _corpus() -> list[str]:
     rng = random.Random(20240229)
     texts = [_random_text(rng) for _ in range(300)]
     source_dir = Path(server.__file__).parent
-    for name in ("chat_template.py", "errors.py"):
+    for name in ("prompt/template.py", "errors.py"):
         texts += [line for line in (source_dir / name).read_text().splitlines() if line.strip()]
     return texts
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from server.cli import parse_settings
 from server.config import EMBEDDED_MODEL_NAME, Settings, default_cache_dir
+from server.process.cli import parse_settings
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 from vllm.engine.arg_utils import AsyncEngineArgs
 
-from server.cli import parse_settings
 from server.config import Settings
 from server.engine import vllm as vllm_engine
 from server.engine.vllm import engine_args
+from server.process.cli import parse_settings
 
 
 @pytest.fixture(autouse=True)

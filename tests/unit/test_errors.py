@@ -25,8 +25,8 @@ from server.errors import (
     install_error_handlers,
     kind_of,
 )
-from server.schemas.chat import ChatCompletionRequest
-from server.schemas.completions import CompletionRequest
+from server.openai.schemas.chat import ChatCompletionRequest
+from server.openai.schemas.completions import CompletionRequest
 
 RAISED: dict[str, APIError] = {
     "invalid": InvalidRequestError("bad value", param="temperature"),

@@ -7,7 +7,7 @@ import re
 
 from server.config import Settings
 from server.engine.base import ModelCard
-from server.fingerprint import system_fingerprint
+from server.openai.fingerprint import system_fingerprint
 
 CARD = ModelCard("tiny-mixtral", "/models/tiny", 1024, 32000, "vllm 0.32.0", created=1)
 

@@ -1,4 +1,4 @@
-"""`python -m server.healthcheck` (the image's and compose's health check): exit 0 only on a 200
+"""`python -m server.process.healthcheck` (the image's and compose's health check): exit 0 only on a 200
 from /health at the port the settings name."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from server.config import Settings
-from server.healthcheck import healthy, probe_url
+from server.process.healthcheck import healthy, probe_url
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -64,7 +64,9 @@ def test_200_is_healthy_503_and_a_closed_port_are_not(server: HTTPServer) -> Non
 def test_the_module_exits_by_the_port_in_the_environment(server: HTTPServer) -> None:
     def run(port: int) -> int:
         env = {"MIXTRAL_HOST": "0.0.0.0", "MIXTRAL_PORT": str(port), "PATH": ""}
-        return subprocess.run([sys.executable, "-m", "server.healthcheck"], env=env, timeout=60).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "server.process.healthcheck"], env=env, timeout=60
+        ).returncode
 
     assert run(server.server_port) == 0
     _Health.status = 503

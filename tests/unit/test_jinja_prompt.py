@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from server.chat_template import ChatTemplate, Turn
 from server.errors import InvalidRequestError
-from server.jinja_prompt import Message, content_spans, render_jinja_ids, sentinel
-from server.tokenizer import Tokenizer
+from server.prompt.jinja import Message, content_spans, render_jinja_ids, sentinel
+from server.prompt.template import ChatTemplate, Turn
+from server.prompt.tokenizer import Tokenizer
 from tests.tokenizer_shapes import SHAPES, build, chatml_tokens, random_text
 
 BOS, EOS = 1, 2

@@ -13,11 +13,11 @@ import pytest
 import uvicorn
 from pydantic import ValidationError
 
-from server import request_context
-from server.cli import parse_settings
 from server.engine import logs as engine_logs
-from server.logs import JsonFormatter, configure_logging, uvicorn_logging
-from server.request_context import RequestContext
+from server.observability import request_context
+from server.observability.logs import JsonFormatter, configure_logging, uvicorn_logging
+from server.observability.request_context import RequestContext
+from server.process.cli import parse_settings
 
 
 def test_json_logs_without_content_and_no_cors_by_default() -> None:

@@ -43,7 +43,7 @@ def test_cpu_engine_refuses_lora_on_mixtral_plainly_instead_of_dying_on_first_st
 
 
 def test_runtime_lora_runs_one_front_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    from server import cli
+    from server.process import cli
 
     monkeypatch.setattr(cli, "default_api_server_count", lambda: 4)  # what a GPU host gets
     assert cli.front_end_count(Settings()) == 4
@@ -60,7 +60,7 @@ def test_runtime_lora_with_several_front_ends_is_refused() -> None:
 
 
 def test_flags_that_do_not_go_together_exit_2_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
-    from server.cli import main
+    from server.process.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--allow-runtime-lora", "--api-server-count", "2"])

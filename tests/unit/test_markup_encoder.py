@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from server.errors import InvalidRequestError
-from server.markup_encoder import MarkupEncoder, Span
+from server.prompt.markup import MarkupEncoder, Span
 from tests.tokenizer_shapes import SHAPES, build, random_text
 
 BOS, EOS = 1, 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import Metric
 
-from server.metrics import ServerMetrics
+from server.observability.metrics import ServerMetrics
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 SUFFIX = {"counter": "_total", "histogram": "", "gauge": ""}

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from server.engine.base import Delta, TokenLogprob, TopLogprob
-from server.metrics import RequestTimer, ServerMetrics
-from server.render.chat import ChatContext, collect_chat, stream_chat
-from server.render.completions import CompletionContext, collect_completion, stream_completion
-from server.schemas.chat import (
+from server.observability.metrics import RequestTimer, ServerMetrics
+from server.openai.bodies.chat import ChatContext, collect_chat, stream_chat
+from server.openai.bodies.completions import CompletionContext, collect_completion, stream_completion
+from server.openai.schemas.chat import (
     AssistantMessage,
     ChatChoice,
     ChatChunkChoice,
@@ -27,8 +27,8 @@ from server.schemas.chat import (
     LogprobEntry,
     TopLogprobEntry,
 )
-from server.schemas.common import Usage
-from server.schemas.completions import Completion, CompletionChoice, CompletionLogprobs
+from server.openai.schemas.common import Usage
+from server.openai.schemas.completions import Completion, CompletionChoice, CompletionLogprobs
 
 TRICKY = [
     "",

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from server.api.disconnect import cancel_on_disconnect
 from server.errors import EngineError, install_error_handlers
-from server.metrics import HTTPMetricsMiddleware, RequestOutcome, ServerMetrics
-from server.streaming import EventStream
+from server.http.disconnect import cancel_on_disconnect
+from server.http.streaming import EventStream
+from server.observability.metrics import HTTPMetricsMiddleware, RequestOutcome, ServerMetrics
 from tests.helpers import metric_value
 
 CHAT = "/v1/chat/completions"

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from server.config import Settings
 from server.engine.base import SamplingOptions
 from server.engine.vllm import engine_args, to_sampling_params
-from server.sampling import sampling_options
-from server.schemas.chat import ChatCompletionRequest
-from server.schemas.response_format import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH
+from server.openai.sampling import sampling_options
+from server.openai.schemas.chat import ChatCompletionRequest
+from server.openai.schemas.response_format import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
 

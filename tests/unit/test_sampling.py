@@ -8,9 +8,9 @@ import pytest
 
 from server.engine.base import SamplingOptions
 from server.errors import ContextLengthExceededError, InvalidRequestError
-from server.sampling import resolve_max_tokens, sampling_options
-from server.schemas.chat import ChatCompletionRequest
-from server.schemas.completions import CompletionRequest
+from server.openai.sampling import resolve_max_tokens, sampling_options
+from server.openai.schemas.chat import ChatCompletionRequest
+from server.openai.schemas.completions import CompletionRequest
 
 VOCAB = 32000
 MAX_LOGPROBS = 20

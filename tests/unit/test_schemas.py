@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from server.schemas.chat import ChatCompletionRequest
-from server.schemas.completions import DEFAULT_MAX_TOKENS, CompletionRequest
+from server.openai.schemas.chat import ChatCompletionRequest
+from server.openai.schemas.completions import DEFAULT_MAX_TOKENS, CompletionRequest
 
 USER_HI = [{"role": "user", "content": "hi"}]
 

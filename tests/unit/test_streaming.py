@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from server.errors import EngineUnavailableError
-from server.streaming import EventStream
+from server.http.streaming import EventStream
 
 
 class Client:

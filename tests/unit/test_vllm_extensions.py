@@ -10,11 +10,11 @@ from pydantic import BaseModel, ValidationError
 from server.engine.base import SamplingOptions
 from server.engine.vllm import to_sampling_params
 from server.errors import InvalidRequestError
-from server.request_extensions import check_priority, response_id, truncate_prompt, with_bos
-from server.sampling import sampling_options
-from server.schemas.chat import ChatCompletionRequest
-from server.schemas.completions import CompletionRequest
-from server.schemas.vllm_extensions import REFUSALS, StructuredOutputs
+from server.openai.extensions import check_priority, response_id, truncate_prompt, with_bos
+from server.openai.sampling import sampling_options
+from server.openai.schemas.chat import ChatCompletionRequest
+from server.openai.schemas.completions import CompletionRequest
+from server.openai.schemas.vllm_extensions import REFUSALS, StructuredOutputs
 from tests.conftest import engine_settings
 
 MESSAGES = [{"role": "user", "content": "hi"}]

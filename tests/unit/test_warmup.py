@@ -3,7 +3,7 @@ each divisibility case of the fused-MoE kernel's integer arguments; through an a
 
 from __future__ import annotations
 
-from server.warmup import adapter_sizes, prefill_sizes
+from server.engine.warmup import adapter_sizes, prefill_sizes
 
 
 def test_sizes_cover_each_class_in_each_divisibility_case() -> None:

@@ -1,0 +1,226 @@
+"""Admission before the engine: bounded work in flight, per-key limits, 429 with Retry-After.
+
+A request is admitted whole or refused whole, before its response starts; once admitted it holds a
+Ticket until its last delta (or its client leaves, or its deadline passes), so the counts always
+return to zero. What is counted:
+- sequences in flight (running or waiting in the engine; n choices are n sequences), capped by
+  `--max-in-flight`;
+- prompt tokens admitted but not yet prefilled (until a request's first output), capped by
+  `--max-queued-prompt-tokens`;
+- per API key: requests at once, and token buckets for requests and tokens a minute. Tokens are
+  the prompt plus max_tokens, held while the request runs; the unused part goes back at its end.
+Retry-After comes from what was measured: sequences finished and prompt tokens prefilled per
+second over the last seconds, or the bucket's refill time. All counts live in the shared ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from server.admission.ledger import Ledger, Txn
+from server.config import Settings
+from server.engine.base import Delta, ModelCard
+from server.engine.fanout import DeltaStream
+from server.errors import InvalidRequestError, RateLimitError
+from server.observability.metrics import ServerMetrics
+
+SEQUENCES = "sequences"
+QUEUED_TOKENS = "queued_prompt_tokens"
+FINISHED = "finished_sequences"
+PREFILLED = "prefilled_tokens"
+MAX_RETRY_AFTER_S = 60.0
+UNKNOWN_RATE_RETRY_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    max_in_flight: int
+    max_queued_prompt_tokens: int
+    key_requests_per_minute: int | None
+    key_tokens_per_minute: int | None
+    key_max_concurrent: int | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, card: ModelCard) -> Policy:
+        return cls(
+            max_in_flight=settings.max_in_flight or 4 * card.max_num_seqs,
+            max_queued_prompt_tokens=settings.max_queued_prompt_tokens or 256 * card.max_num_batched_tokens,
+            key_requests_per_minute=settings.key_requests_per_minute,
+            key_tokens_per_minute=settings.key_tokens_per_minute,
+            key_max_concurrent=settings.key_max_concurrent,
+        )
+
+
+@dataclass(slots=True)
+class Ticket:
+    key: str | None
+    sequences: int
+    prompt_tokens: int
+    held_tokens: int  # prompt + max_tokens of every sequence, charged to the key's token bucket
+    started: bool = False
+    released: bool = False
+
+
+def _wait(amount: float, per_second: float | None) -> float:
+    if not per_second:
+        return UNKNOWN_RATE_RETRY_S
+    return min(MAX_RETRY_AFTER_S, max(1.0, amount / per_second))
+
+
+class Admission:
+    def __init__(self, ledger: Ledger, policy: Policy, metrics: ServerMetrics) -> None:
+        self._ledger = ledger
+        self._policy = policy
+        self._metrics = metrics
+
+    def admit(self, key: str | None, sequences: int, prompt_tokens: int, max_new_tokens: int) -> Ticket:
+        """Take the request's share of every limit, or raise RateLimitError (nothing taken)."""
+        ticket = Ticket(key, sequences, prompt_tokens, prompt_tokens + max_new_tokens)
+        now = time.time()
+        try:
+            with self._ledger.transaction() as txn:
+                self._check_server(txn, ticket, now)
+                if key is not None:
+                    self._take_key(txn, ticket, now)
+                txn.add_load(SEQUENCES, sequences)
+                txn.add_load(QUEUED_TOKENS, prompt_tokens)
+        except RateLimitError as exc:
+            self._metrics.rejections.labels(reason=exc.code or "rate_limit").inc()
+            raise
+        if key is not None:
+            self._metrics.key_in_flight.labels(key=key).inc()
+        return ticket
+
+    def _check_server(self, txn: Txn, ticket: Ticket, now: float) -> None:
+        p = self._policy
+        in_flight = txn.load(SEQUENCES)
+        if in_flight + ticket.sequences > p.max_in_flight:
+            excess = in_flight + ticket.sequences - p.max_in_flight
+            raise RateLimitError(
+                f"The server is at capacity ({int(in_flight)} of {p.max_in_flight} sequences in flight). "
+                "Retry after the time in the Retry-After header.",
+                retry_after=_wait(excess, txn.rate(FINISHED, now)),
+                code="server_overloaded",
+            )
+        queued = txn.load(QUEUED_TOKENS)
+        if queued > 0 and queued + ticket.prompt_tokens > p.max_queued_prompt_tokens:
+            excess = queued + ticket.prompt_tokens - p.max_queued_prompt_tokens
+            raise RateLimitError(
+                f"The server's prompt queue is full ({int(queued)} of {p.max_queued_prompt_tokens} "
+                "prompt tokens waiting). Retry after the time in the Retry-After header.",
+                retry_after=_wait(excess, txn.rate(PREFILLED, now)),
+                code="queue_full",
+            )
+
+    def _take_key(self, txn: Txn, ticket: Ticket, now: float) -> None:
+        p, key = self._policy, ticket.key
+        if p.key_max_concurrent is not None and txn.load(f"key:{key}") + 1 > p.key_max_concurrent:
+            raise RateLimitError(
+                f"API key '{key}' has {p.key_max_concurrent} requests in flight, its limit.",
+                retry_after=1.0,
+                code="concurrency_limit_exceeded",
+            )
+        taken: list[tuple[str, float]] = []
+        for kind, limit, cost in (
+            ("requests", p.key_requests_per_minute, 1.0),
+            ("tokens", p.key_tokens_per_minute, float(ticket.held_tokens)),
+        ):
+            if limit is None:
+                continue
+            if cost > limit:
+                raise InvalidRequestError(
+                    f"This request needs {int(cost)} tokens (prompt plus max_tokens), more than API key "
+                    f"'{key}' may use in a minute ({limit}). Lower max_tokens or the prompt.",
+                    param="max_tokens",
+                )
+            name = f"{kind}:{key}"
+            level = txn.bucket(name, limit, limit / 60.0, now)
+            if level < cost:
+                raise RateLimitError(
+                    f"API key '{key}' is over its limit of {limit} {kind} per minute.",
+                    retry_after=_wait(cost - level, limit / 60.0),
+                    code=f"{kind}_per_minute_exceeded",
+                )
+            taken.append((name, level - cost))
+        for name, level in taken:
+            txn.set_bucket(name, level, now)
+        txn.add_load(f"key:{key}", 1)
+
+    def started(self, ticket: Ticket) -> None:
+        """The request's first output: its prompt is prefilled and leaves the queue."""
+        if ticket.started:
+            return
+        ticket.started = True
+        now = time.time()
+        with self._ledger.transaction() as txn:
+            txn.add_load(QUEUED_TOKENS, -ticket.prompt_tokens)
+            txn.count(PREFILLED, ticket.prompt_tokens, now)
+
+    def release(self, ticket: Ticket, completion_tokens: int) -> None:
+        """Give everything back; the unused part of max_tokens returns to the key's bucket."""
+        if ticket.released:
+            return
+        ticket.released = True
+        now = time.time()
+        with self._ledger.transaction() as txn:
+            txn.add_load(SEQUENCES, -ticket.sequences)
+            if not ticket.started:
+                txn.add_load(QUEUED_TOKENS, -ticket.prompt_tokens)
+            txn.count(FINISHED, ticket.sequences, now)
+            if ticket.key is not None:
+                txn.add_load(f"key:{ticket.key}", -1)
+                self._refund(txn, ticket, completion_tokens, now)
+        if ticket.key is not None:
+            self._metrics.key_in_flight.labels(key=ticket.key).dec()
+
+    def _refund(self, txn: Txn, ticket: Ticket, completion_tokens: int, now: float) -> None:
+        limit = self._policy.key_tokens_per_minute
+        if limit is None:
+            return
+        unused = max(0, ticket.held_tokens - ticket.prompt_tokens - completion_tokens)
+        name = f"tokens:{ticket.key}"
+        level = txn.bucket(name, limit, limit / 60.0, now)
+        txn.set_bucket(name, min(float(limit), level + unused), now)
+
+    def in_flight(self) -> tuple[int, int]:
+        """(sequences in flight, prompt tokens queued), as the ledger has them."""
+        with self._ledger.transaction() as txn:
+            return int(txn.load(SEQUENCES)), int(txn.load(QUEUED_TOKENS))
+
+
+class Held:
+    """The deltas of an admitted request, holding its ticket until they end or are closed.
+
+    A class rather than an async generator: a generator that was never iterated (its client left
+    before the first byte) runs no `finally` when closed, and its ticket would never come back.
+    `aclose()` here releases whether or not iteration began; the response closes it in every case.
+    """
+
+    __slots__ = ("_admission", "_ticket", "_deltas", "_tokens")
+
+    def __init__(self, admission: Admission, ticket: Ticket, deltas: DeltaStream) -> None:
+        self._admission = admission
+        self._ticket = ticket
+        self._deltas = deltas
+        self._tokens = 0
+
+    def __aiter__(self) -> Held:
+        return self
+
+    async def __anext__(self) -> tuple[int, Delta]:
+        try:
+            item = await self._deltas.__anext__()
+        except StopAsyncIteration:
+            self._admission.release(self._ticket, self._tokens)
+            raise
+        if not self._ticket.started:
+            self._admission.started(self._ticket)
+        self._tokens += len(item[1].token_ids)
+        return item
+
+    async def aclose(self) -> None:
+        try:
+            await self._deltas.aclose()
+        finally:
+            self._admission.release(self._ticket, self._tokens)

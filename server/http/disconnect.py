@@ -1,0 +1,52 @@
+"""Cancel a non-streaming request's work when its client goes away.
+
+Starlette does not cancel a handler when the client disconnects; without this, an abandoned
+request would keep its engine slot and KV cache until it finished. (Streams get the same in
+server/http/streaming.py.) Both count each client that left in mixtral_client_disconnects_total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from fastapi import Request
+from starlette.types import Scope
+
+from server.errors import ClientDisconnectedError
+
+T = TypeVar("T")
+
+
+def count_client_disconnect(scope: Scope) -> None:
+    """One more abandoned request on this route (its template, a bounded label)."""
+    state = getattr(getattr(scope.get("app"), "state", None), "server", None)  # None: no app around
+    route = scope.get("route")
+    if state is not None:
+        state.metrics.client_disconnects.labels(endpoint=getattr(route, "path", "unmatched")).inc()
+
+
+async def _wait_for_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_for_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            # cancel() only asks; until the task has run its cancellation it is neither cancelled
+            # nor done, and task.result() below would raise InvalidStateError (a 500, not a 499).
+            await asyncio.wait({task})
+    if task.cancelled():
+        count_client_disconnect(request.scope)
+        raise ClientDisconnectedError("The client disconnected.")
+    return task.result()

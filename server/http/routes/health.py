@@ -1,0 +1,68 @@
+"""GET /health (and SageMaker's /ping), /ready, /version and /metrics: for supervisors, load
+balancers and Prometheus.
+
+/health is liveness (restart me if this fails): 200 while the engine is alive, even while draining.
+/ready is readiness (send me traffic): 200 only while serving; 503 while starting, draining or
+after the engine died."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from server import __version__
+from server.errors import EngineUnavailableError
+from server.http.deps import StateDep
+from server.lifecycle import Lifecycle, Phase
+from server.openai.schemas.common import ErrorResponse
+from server.openai.schemas.models import VersionInfo
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/health",
+    response_class=Response,
+    responses={200: {"description": "Alive; empty body."}, 503: {"model": ErrorResponse}},
+)
+async def health(state: StateDep) -> Response:
+    """200 while the engine is alive; 503 (raised by check_health) otherwise."""
+    await state.engine.check_health()
+    return Response(status_code=200)
+
+
+@router.api_route(
+    "/ping",
+    methods=["GET", "POST"],
+    response_class=Response,
+    responses={200: {"description": "Alive; empty body."}, 503: {"model": ErrorResponse}},
+)
+async def ping(state: StateDep) -> Response:
+    """SageMaker's liveness probe (GET or POST), which `vllm serve` answers as /health."""
+    return await health(state)
+
+
+@router.get(
+    "/ready",
+    response_class=Response,
+    responses={200: {"description": "Serving; empty body."}, 503: {"model": ErrorResponse}},
+)
+async def ready(request: Request, state: StateDep) -> Response:
+    lifecycle: Lifecycle = request.app.state.lifecycle
+    if lifecycle.phase is Phase.DRAINING:
+        raise EngineUnavailableError("The server is shutting down.", code="shutting_down")
+    await state.engine.check_health()
+    if not lifecycle.ready:
+        raise EngineUnavailableError("The server is starting.")
+    return Response(status_code=200)
+
+
+@router.get("/version")
+async def version(state: StateDep) -> VersionInfo:
+    return VersionInfo(version=__version__, engine=state.engine.model_card.engine_version)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(state: StateDep) -> Response:
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

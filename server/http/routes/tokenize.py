@@ -1,0 +1,48 @@
+"""POST /tokenize and POST /detokenize: the server's own tokenizer and chat template, so a client
+can count a prompt before sending it. The ids are exactly the ones the generating routes feed the
+engine: `count` equals their `usage.prompt_tokens` for the same prompt or messages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from server.admission import input_limits
+from server.http.deps import StateDep
+from server.openai.sampling import check_token_ids
+from server.openai.schemas.common import ErrorResponse
+from server.openai.schemas.tokenize import (
+    DetokenizeRequest,
+    DetokenizeResponse,
+    TokenizeRequest,
+    TokenizeResponse,
+)
+from server.prompt.template import Turn
+
+router = APIRouter(tags=["tokenize"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorResponse} for code in (400, 401, 404)}
+
+
+@router.post("/tokenize", responses=_ERRORS)
+async def tokenize(body: TokenizeRequest, state: StateDep) -> TokenizeResponse:
+    state.check_model(body.model)
+    if body.messages is not None:
+        input_limits.check_messages(len(body.messages), state.settings)
+        tokens = state.template.render([Turn(m.template_role(), m.text()) for m in body.messages])
+    else:
+        text = body.prompt or ""
+        encode = state.tokenizer.encode if body.add_special_tokens else state.tokenizer.encode_segment
+        tokens = encode(text)
+    return TokenizeResponse(
+        tokens=tokens,
+        count=len(tokens),
+        max_model_len=state.max_model_len,
+        token_strs=state.tokenizer.pieces(tokens) if body.return_token_strs else None,
+    )
+
+
+@router.post("/detokenize", responses=_ERRORS)
+async def detokenize(body: DetokenizeRequest, state: StateDep) -> DetokenizeResponse:
+    state.check_model(body.model)
+    check_token_ids(body.tokens, state.engine.model_card.vocab_size, "tokens")
+    return DetokenizeResponse(prompt=state.tokenizer.decode(body.tokens))

@@ -1,0 +1,167 @@
+"""POST /v1/chat/completions: request and response bodies, streaming chunks included."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from server.openai.schemas.common import (
+    JSON_INT,
+    Bool,
+    FinishReasonField,
+    SamplingFields,
+    StopReasonField,
+    StrictModel,
+    Usage,
+)
+from server.openai.schemas.response_format import ResponseFormat
+from server.openai.schemas.vllm_extensions import ChatExtensions
+
+
+class TextPart(StrictModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(StrictModel):
+    # "developer" is OpenAI's newer name for "system" (its o1 models and later); both mean the same here.
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+    def template_role(self) -> Literal["system", "user", "assistant"]:
+        return "system" if self.role == "developer" else self.role
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
+
+
+Conversation = Annotated[list[ChatMessage], Field(min_length=1)]
+
+
+class ChatRequestFields(SamplingFields, ChatExtensions):
+    """Everything of a chat request but its messages: shared by one conversation and a batch."""
+
+    max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None
+    logprobs: Bool = False
+    top_logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
+    response_format: ResponseFormat | None = None
+    # vLLM's prompt extensions.
+    echo: Bool = Field(False, description="vLLM's: the answer starts with the last message's text.")
+    add_generation_prompt: Bool | None = Field(
+        None, description="vLLM's: false only with continue_final_message for the [INST] format."
+    )
+    continue_final_message: Bool = Field(
+        False, description="vLLM's: the model continues the final (assistant) message, no new turn."
+    )
+
+    @model_validator(mode="after")
+    def _check_logprobs(self) -> ChatRequestFields:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs requires logprobs to be true")
+        return self
+
+    def requested_max_tokens(self) -> int | None:
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+
+class ChatCompletionRequest(ChatRequestFields):
+    messages: Conversation
+
+
+class BatchChatCompletionRequest(ChatRequestFields):
+    """vLLM's /v1/chat/completions/batch: several conversations, one choice each (index i answers
+    conversation i), in one whole answer."""
+
+    messages: Annotated[list[Conversation], Field(min_length=1, max_length=64)]
+
+    @field_validator("stream")
+    @classmethod
+    def _answered_whole(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("a batch of conversations is answered whole: stream must be false")
+        return value
+
+    @field_validator("n")
+    @classmethod
+    def _once_each(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("a batch answers each conversation once: n must be 1")
+        return value
+
+
+# The response models below document the wire shapes (OpenAI's published spec) for the OpenAPI page
+# and are the reference the hand-built bodies are tested against (tests/unit/test_render_stream.py).
+# A field without a default is always sent, as null where the spec allows; a field with a default is
+# optional: the stream sends it only when it has a value (`model_dump_json(exclude_unset=True)`).
+
+
+class TopLogprobEntry(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class LogprobEntry(TopLogprobEntry):
+    top_logprobs: list[TopLogprobEntry]
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[LogprobEntry] | None
+    refusal: list[LogprobEntry] | None = Field(description="Always null: this server never refuses.")
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+    refusal: str | None = Field(description="Always null: this server never refuses.")
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    logprobs: ChoiceLogprobs | None
+    finish_reason: FinishReasonField
+    stop_reason: StopReasonField
+    token_ids: list[int] | None  # vLLM's (return_token_ids); null unless asked for, as vLLM sends it
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    system_fingerprint: str
+    # vLLM's output extensions: null unless asked for (prompt_logprobs, return_token_ids), as vLLM
+    # sends them.
+    prompt_logprobs: list[dict[str, Any] | None] | None
+    prompt_token_ids: list[int] | None
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChunkDelta
+    logprobs: ChoiceLogprobs | None
+    finish_reason: FinishReasonField
+    stop_reason: StopReasonField = None  # vLLM's; on the last chunk only
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None  # only in the last event, with stream_options.include_usage
+    system_fingerprint: str

@@ -1,0 +1,108 @@
+"""POST /v1/completions: a string, token ids, or a list of either as the prompt."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from server.openai.schemas.common import (
+    JSON_INT,
+    Bool,
+    FinishReasonField,
+    SamplingFields,
+    StopReasonField,
+    Usage,
+)
+from server.openai.schemas.response_format import ResponseFormat
+from server.openai.schemas.vllm_extensions import CompletionExtensions
+
+TokenIds = Annotated[list[Annotated[int, Field(ge=0), JSON_INT]], Field(min_length=1)]
+Prompt = (
+    str
+    | TokenIds
+    | Annotated[list[str], Field(min_length=1)]
+    | Annotated[list[TokenIds], Field(min_length=1)]
+)
+
+DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
+
+
+def _is_token_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class CompletionRequest(SamplingFields, CompletionExtensions):
+    prompt: Prompt
+    max_tokens: Annotated[int, Field(ge=0), JSON_INT] | None = Field(
+        DEFAULT_MAX_TOKENS,
+        description=f"null means the default, {DEFAULT_MAX_TOKENS}, as with vLLM; 0 only with echo: the "
+        "prompt (and its logprobs), no completion.",
+    )
+    echo: Bool = False
+    logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
+    best_of: Annotated[int, Field(ge=1), JSON_INT] | None = None
+    response_format: ResponseFormat | None = Field(
+        None, description="As in chat (an extension of vLLM's; OpenAI's completions have none)."
+    )
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _null_is_the_default(cls, value: int | None) -> int:
+        """An explicit null must not mean "to the end of the context": a client that writes out
+        every field, null for "unset", would otherwise get a huge completion."""
+        return DEFAULT_MAX_TOKENS if value is None else value
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _check_prompt_shape(cls, value: Any) -> Any:
+        """One clear message instead of one per member of the Prompt union."""
+        ok = isinstance(value, str) or (
+            isinstance(value, list)
+            and value
+            and (
+                all(_is_token_id(v) for v in value)
+                or all(isinstance(v, str) for v in value)
+                or all(isinstance(v, list) and v and all(_is_token_id(t) for t in v) for v in value)
+            )
+        )
+        if not ok:
+            raise ValueError(
+                "prompt must be a string, a non-empty list of token ids, a list of strings, "
+                "or a list of token-id lists"
+            )
+        return value
+
+
+# Response models: the wire shapes (see the note in server/openai/schemas/chat.py). OpenAI's stream and
+# whole answer share this one shape: in the stream, finish_reason and logprobs are null until set.
+
+
+class CompletionLogprobs(BaseModel):
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+    text_offset: list[int]
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    logprobs: CompletionLogprobs | None
+    finish_reason: FinishReasonField
+    stop_reason: StopReasonField = None
+    # vLLM's output extensions: null unless asked for (prompt_logprobs, return_token_ids), as vLLM
+    # sends them; a whole answer always carries them, a stream chunk only with a value.
+    prompt_logprobs: list[dict[str, Any] | None] | None = None
+    prompt_token_ids: list[int] | None = None
+    token_ids: list[int] | None = None
+
+
+class Completion(BaseModel):
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None  # in a stream: only the last event, with stream_options.include_usage
+    system_fingerprint: str

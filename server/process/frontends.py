@@ -1,0 +1,108 @@
+"""`--api-server-count N`: N HTTP front-end processes (uvicorn + our app) sharing one engine core.
+
+At high concurrency one Python process cannot keep up with HTTP, SSE framing and detokenization
+for a fast engine; N processes can. This process becomes the supervisor: it reserves the port,
+starts the engine core and the N front ends (server/engine/vllm_frontends.py), and serves nothing.
+
+What must be global stays global:
+- Connections: each front end listens on its own SO_REUSEPORT socket on the same port, and the
+  kernel spreads new connections evenly over the listening ones. A front end listens only once its
+  app is ready, so none is sent connections early.
+- Warm-up: front end 0 runs it once; the others wait for it before they listen.
+- Metrics: prometheus-client's multiprocess mode. Each process writes its series to files in one
+  directory; /metrics on any front end reads them all, so every scrape sees the whole server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from server.config import Settings
+from server.engine.base import FrontendLink
+from server.lifecycle import serve
+
+logger = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """What one front-end process knows of the group it belongs to."""
+
+    link: FrontendLink
+    warmed: Any  # a multiprocessing Event, set by front end 0 after the warm-up
+    metrics_dir: str
+
+    @property
+    def leads(self) -> bool:
+        return self.link.index == 0
+
+    async def wait_for_warmup(self) -> None:
+        while not self.warmed.is_set():
+            await asyncio.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class _Payload:
+    settings: Settings
+    warmed: Any
+    metrics_dir: str
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def serve_multiprocess(settings: Settings, count: int) -> None:
+    """Run the supervisor until a signal or until a process exits."""
+    from server.engine import run_frontends
+
+    metrics_dir = tempfile.mkdtemp(prefix="mixtral-serve-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir  # read by prometheus-client at import in each front end
+    # Bound, never listening: it holds the port (also a port-0 pick) and takes no connections.
+    with closing(reuseport_socket(settings.host, settings.port)) as holder:
+        port = holder.getsockname()[1]
+        warmed = multiprocessing.get_context("spawn").Event()
+        payload = _Payload(settings.model_copy(update={"port": port}), warmed, metrics_dir)
+        try:
+            run_frontends(settings, count, f"http://{settings.host}:{port}", run_frontend, payload)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def run_frontend(_listen_address: str, _sock: Any, payload: _Payload, client_config: dict[str, Any]) -> None:
+    """Entry point of one front-end process (spawned by the engine's process manager)."""
+    from server.app import create_app
+    from server.observability.logs import uvicorn_logging
+    from server.process.cli import configure_logging
+
+    settings = payload.settings
+    configure_logging(settings)
+    config = dict(client_config)
+    index, count = int(config.pop("client_index")), int(config.pop("client_count"))
+    config.pop("api_server_loads", None)  # vLLM's own accept balancing; SO_REUSEPORT does ours
+    frontend = Frontend(FrontendLink(index, count, config), payload.warmed, payload.metrics_dir)
+    app = create_app(settings, frontend=frontend)
+    sock = reuseport_socket(settings.host, settings.port)
+    logger.info("front end %d of %d starting", index, count)
+    # The supervisor's SIGTERM drains this process like a lone server; a non-zero status (the
+    # engine died) makes the supervisor stop the rest and exit non-zero too.
+    sys.exit(serve(app.state.lifecycle, uvicorn.Config(app, **uvicorn_logging(settings.log_level)), [sock]))
