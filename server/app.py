@@ -17,22 +17,24 @@ from fastapi import Depends, FastAPI
 
 from server import __version__
 from server.admission.gate import Admission, Policy
+from server.admission.keys import KeyRing
 from server.admission.ledger import Ledger
 from server.config import Settings
 from server.engine import start_engine
 from server.engine.base import Engine
 from server.engine.warmup import warm_up
-from server.errors import install_error_handlers
-from server.http.auth import KeyRing, check_operations_key, get_caller
-from server.http.deps import ServerState
+from server.frontend import Frontend
+from server.http.auth import check_operations_key, get_caller
+from server.http.deps import AppState, ServerState
+from server.http.error_handlers import install_error_handlers
 from server.http.middleware.body_limit import BodyLimitMiddleware
 from server.http.middleware.cors import install_cors
+from server.http.middleware.drain import LifecycleMiddleware
 from server.http.routes import chat, chat_batch, completions, health, invocations, models, page, tokenize
 from server.http.routes import lora as lora_admin
-from server.lifecycle import Lifecycle, LifecycleMiddleware
+from server.lifecycle import Lifecycle
 from server.observability.access_log import AccessLogMiddleware
 from server.observability.metrics import HTTPMetricsMiddleware, ServerMetrics
-from server.process.frontends import Frontend
 from server.prompt.template import ChatTemplate
 from server.prompt.tokenizer import Tokenizer
 
@@ -62,10 +64,10 @@ def create_app(
         model=settings.resolved_served_name(),
     )
     lifecycle = Lifecycle(settings.shutdown_timeout)
-    keys = KeyRing.from_settings(settings)
+    shared = AppState(settings, lifecycle, metrics, KeyRing.from_settings(settings))
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         owned_dirs: list[str] = []
         ledger: Ledger | None = None
         running = engine or await start_engine(settings, frontend.link if frontend else None)
@@ -79,7 +81,7 @@ def create_app(
             if frontend is None:
                 owned_dirs.append(tempfile.mkdtemp(prefix="mixtral-serve-"))
             ledger = Ledger(Path(frontend.metrics_dir if frontend else owned_dirs[0]) / "admission.sqlite3")
-            app.state.server = ServerState(
+            shared.server = ServerState(
                 settings=settings,
                 engine=running,
                 tokenizer=tokenizer,
@@ -100,7 +102,7 @@ def create_app(
             yield
         finally:
             await lifecycle.stop_watching()
-            app.state.server = None
+            shared.server = None
             if engine is None:
                 await running.shutdown()
             if ledger is not None:
@@ -109,9 +111,7 @@ def create_app(
                 shutil.rmtree(path, ignore_errors=True)
 
     app = FastAPI(title="mixtral-serve", version=__version__, lifespan=lifespan)
-    app.state.lifecycle = lifecycle
-    app.state.settings = settings
-    app.state.keys = keys
+    app.state.mixtral = shared
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, metrics=metrics)
     app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)

@@ -11,6 +11,9 @@ exits 0. A second signal skips the wait.
 When the engine dies the server cannot recover; it answers 503 for a moment (probes and load
 balancers see why) and exits non-zero, so that its supervisor (systemd, Docker, Kubernetes)
 starts a fresh one.
+
+This module holds the state; server/http/middleware/drain.py refuses work by it and
+server/process/serve.py runs uvicorn by it.
 """
 
 from __future__ import annotations
@@ -19,21 +22,15 @@ import asyncio
 import contextlib
 import enum
 import logging
-import socket
 import time
-from types import FrameType
-
-import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.engine.base import Engine
-from server.errors import EngineUnavailableError, error_response
+from server.errors import EngineUnavailableError
 
 logger = logging.getLogger(__name__)
 
 EXIT_ENGINE_DEAD = 1
 ENGINE_POLL_S = 0.1
-GRACE_AFTER_DRAIN_S = 1
 DEAD_LINGER_S = 1.0  # 503s, not refused connections, for the first second after the engine died
 # Paths that are not work: answered while draining, and never waited for.
 PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
@@ -118,62 +115,3 @@ class Lifecycle:
                 self.engine_died()
                 return
             await asyncio.sleep(ENGINE_POLL_S)
-
-
-class LifecycleMiddleware:
-    """Counts requests in flight; refuses new work while draining or after the engine died."""
-
-    def __init__(self, app: ASGIApp, lifecycle: Lifecycle) -> None:
-        self.app = app
-        self.lifecycle = lifecycle
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
-            await self.app(scope, receive, send)
-            return
-        lifecycle = self.lifecycle
-        if lifecycle.phase in (Phase.DRAINING, Phase.ENGINE_DEAD):
-            await self._refuse(scope, receive, send)
-            return
-        lifecycle.in_flight += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            lifecycle.in_flight -= 1
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.lifecycle.phase is Phase.DRAINING:
-            exc = EngineUnavailableError("The server is shutting down.", code="shutting_down")
-        else:
-            exc = EngineUnavailableError("The engine has stopped; this server is restarting.")
-        response = error_response(exc)
-        response.headers["Connection"] = "close"  # a kept-alive connection would only get 503s
-        await response(scope, receive, send)
-
-
-class DrainingServer(uvicorn.Server):
-    """uvicorn, with the first SIGTERM/SIGINT starting a drain (see the module docstring)."""
-
-    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle) -> None:
-        super().__init__(config)
-        self.lifecycle = lifecycle
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:  # noqa: ARG002
-        # Not recorded in _captured_signals: uvicorn re-raises those after its shutdown, and the
-        # default SIGTERM action would then end a clean drain with status -15 instead of 0.
-        if self.lifecycle.phase in (Phase.STARTING, Phase.SERVING):
-            self.lifecycle.begin_drain()
-            return
-        logger.info("signal %d: not waiting for open requests", sig)
-        self.should_exit = True
-
-    async def on_tick(self, counter: int) -> bool:
-        return await super().on_tick(counter) or self.lifecycle.finished()
-
-
-def serve(lifecycle: Lifecycle, config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> int:
-    """Run until drained or the engine died; returns the exit status. The drain did the waiting,
-    so uvicorn's own graceful timeout only covers requests still open after it."""
-    config.timeout_graceful_shutdown = GRACE_AFTER_DRAIN_S
-    DrainingServer(config, lifecycle).run(sockets=sockets)
-    return lifecycle.exit_code

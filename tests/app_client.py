@@ -11,6 +11,7 @@ from asgi_lifespan import LifespanManager
 
 from server.app import create_app
 from server.engine.base import Engine
+from server.http.deps import app_state
 from tests.conftest import engine_settings
 
 
@@ -25,7 +26,7 @@ async def app_client(engine: Engine, **settings: object) -> AsyncIterator[httpx.
             transport=httpx.ASGITransport(app=manager.app), base_url="http://test", timeout=120
         ) as http,
     ):
-        http.app_state = app.state  # type: ignore[attr-defined]
+        http.app_state = app_state(app)  # type: ignore[attr-defined]
         yield http
 
 

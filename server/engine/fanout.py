@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.engine.base import Delta, Engine, GenerateRequest
-from server.observability import request_context
 
 
 class DeltaStream(Protocol):
@@ -35,7 +34,6 @@ class Choice:
 
 def start(engine: Engine, choices: list[Choice]) -> AsyncGenerator[tuple[int, Delta], None]:
     streams = [(c.index, engine.generate(c.request)) for c in choices]
-    request_context.record_engine_requests(c.request.request_id for c in choices)
     if len(streams) == 1:
         return _single(*streams[0])
     return _merge(streams)

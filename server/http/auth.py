@@ -1,23 +1,15 @@
-"""API keys: `Authorization: Bearer KEY` against the configured keys, in constant time.
-
-A key is known by its name (from `name:secret`, or key1, key2, ... by position): logs, metrics and
-per-key limits use the name, so the secret never leaves this module. Keys are compared as SHA-256
-digests with `hmac.compare_digest`, and every configured key is compared on every call, so neither
-the time of one comparison nor the number of them depends on how much of a key a caller guessed.
-"""
+"""Who is calling: the route dependencies that check `Authorization: Bearer KEY` against the
+configured keys (server/admission/keys.py) and name the caller for logs, metrics and limits."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from server.config import Settings
 from server.errors import AuthenticationError
+from server.http.deps import app_state
 from server.observability.request_context import record_api_key
 
 
@@ -28,86 +20,15 @@ class Caller:
     key: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Key:
-    name: str
-    digest: bytes
-
-
-def _digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
-def _parse(entries: list[str]) -> list[_Key]:
-    keys: list[_Key] = []
-    for position, entry in enumerate(entries, start=1):
-        name, sep, secret = entry.partition(":")
-        if not sep:
-            name, secret = f"key{position}", entry
-        if not name or not secret:
-            raise ValueError(f"API key entry {position} is empty or has an empty name")
-        keys.append(_Key(name, _digest(secret)))
-    names = [k.name for k in keys]
-    duplicate = next((n for n in names if names.count(n) > 1), None)
-    if duplicate is not None:
-        raise ValueError(f"API key name {duplicate!r} is used twice")
-    return keys
-
-
-def _file_entries(path: Path) -> list[str]:
-    lines = (line.strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-class KeyRing:
-    def __init__(self, entries: list[str]) -> None:
-        self._keys = _parse(entries)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> KeyRing | None:
-        """None when no keys are configured: the server is open."""
-        entries = [k.get_secret_value() for k in settings.api_keys]
-        if settings.api_keys_file is not None:
-            entries += _file_entries(settings.api_keys_file)
-        return cls(entries) if entries else None
-
-    @property
-    def names(self) -> list[str]:
-        return [k.name for k in self._keys]
-
-    def identify(self, authorization: str | None) -> str:
-        """The name of the key in an `Authorization` header; AuthenticationError otherwise."""
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationError(
-                "Missing API key. Send it as the header 'Authorization: Bearer YOUR_KEY'."
-            )
-        presented = _digest(token.strip())
-        found: str | None = None
-        for key in self._keys:  # no early exit: the same work whichever key matches, or none
-            if hmac.compare_digest(presented, key.digest):
-                found = key.name
-        if found is None:
-            raise AuthenticationError("Incorrect API key provided.")
-        return found
-
-
-def _keyring(request: Request) -> KeyRing | None:
-    keys: KeyRing | None = getattr(request.app.state, "keys", None)
-    return keys
-
-
 async def get_caller(request: Request) -> Caller:
     """Route dependency of the API routes: 401 unless the request carries a configured key."""
-    keys = _keyring(request)
-    if keys is None:
+    app = app_state(request.app)
+    if app.keys is None:
         return Caller(None)
     try:
-        name = keys.identify(request.headers.get("authorization"))
+        name = app.keys.identify(request.headers.get("authorization"))
     except AuthenticationError:
-        state = getattr(request.app.state, "server", None)
-        if state is not None:
-            state.metrics.rejections.labels(reason="auth").inc()
+        app.metrics.rejections.labels(reason="auth").inc()
         raise
     record_api_key(name)  # the access log line names the key
     return Caller(name)
@@ -115,10 +36,9 @@ async def get_caller(request: Request) -> Caller:
 
 async def check_operations_key(request: Request) -> None:
     """Route dependency of /health, /ready and /metrics: open unless --protect-operations."""
-    keys = _keyring(request)
-    settings: Settings | None = getattr(request.app.state, "settings", None)
-    if keys is not None and settings is not None and settings.protect_operations:
-        keys.identify(request.headers.get("authorization"))
+    app = app_state(request.app)
+    if app.keys is not None and app.settings.protect_operations:
+        app.keys.identify(request.headers.get("authorization"))
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from server.admission.gate import Admission
+from server.admission.keys import KeyRing
 from server.config import Settings
 from server.engine.base import Engine
 from server.errors import EngineUnavailableError, ModelNotFoundError
+from server.lifecycle import Lifecycle
 from server.observability.metrics import ServerMetrics
 from server.openai.fingerprint import system_fingerprint
 from server.prompt.template import ChatTemplate
@@ -57,16 +59,29 @@ class ServerState:
         return None if model == self.served_model_name else model
 
 
+@dataclass
+class AppState:
+    """What the app holds for its whole life, made by create_app; `server` only while the engine
+    runs (the lifespan sets it). Starlette's `app.state` is untyped: this is its one typed entry."""
+
+    settings: Settings
+    lifecycle: Lifecycle
+    metrics: ServerMetrics
+    keys: KeyRing | None
+    server: ServerState | None = None
+
+
+def app_state(app: Any) -> AppState:
+    """The AppState of a Starlette app made by create_app."""
+    state: AppState = app.state.mixtral
+    return state
+
+
 async def get_state(request: Request) -> ServerState:
-    state: ServerState | None = getattr(request.app.state, "server", None)
+    state = app_state(request.app).server
     if state is None:
         raise EngineUnavailableError("The server is starting or stopping.")
     return state
 
 
-async def get_engine(state: Annotated[ServerState, Depends(get_state)]) -> Engine:
-    return state.engine
-
-
 StateDep = Annotated[ServerState, Depends(get_state)]
-EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -23,6 +23,7 @@ from server.http.auth import Caller
 from server.http.deps import ServerState
 from server.http.disconnect import cancel_on_disconnect
 from server.http.streaming import EventStream
+from server.observability import request_context
 
 StreamRender = Callable[[DeltaStream], AsyncGenerator[bytes, None]]
 CollectRender = Callable[[DeltaStream], Coroutine[Any, Any, dict[str, Any]]]
@@ -53,6 +54,7 @@ async def respond(
     except BaseException:
         state.admission.release(ticket, 0)
         raise
+    request_context.record_engine_requests(c.request.request_id for c in choices)
     when = deadline(state, timeout)
     if stream is not None:
         return EventStream(stream(deltas), deadline=when, on_close=deltas.aclose)

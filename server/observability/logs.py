@@ -24,7 +24,8 @@ from typing import Any
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
 
-from server.config import LogFormat
+from server.config import LogFormat, Settings
+from server.engine.logs import use_json_logs as use_json_engine_logs
 from server.observability import request_context
 
 _JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
@@ -106,6 +107,13 @@ def configure_logging(log_format: LogFormat, level: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+def configure_for(settings: Settings) -> None:
+    """Our records, uvicorn's and (in JSON) vLLM's in one format; called before vLLM is imported."""
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.log_format == "json":
+        use_json_engine_logs(settings.cache_dir / "logging", settings.log_level)
 
 
 def uvicorn_logging(level: str) -> dict[str, Any]:

@@ -19,10 +19,10 @@ from pydantic_settings import CliSettingsSource
 from server.app import create_app
 from server.config import Settings
 from server.engine import default_api_server_count
-from server.engine.logs import use_json_logs as use_json_engine_logs
-from server.lifecycle import serve
+from server.http.deps import app_state
 from server.observability import logs
 from server.process.frontends import serve_multiprocess
+from server.process.serve import serve
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:
@@ -36,13 +36,6 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     )
     args = list(sys.argv[1:] if argv is None else argv)
     return Settings(_cli_settings_source=source(args=args))
-
-
-def configure_logging(settings: Settings) -> None:
-    """Our records, uvicorn's and (in JSON) vLLM's in one format; called before vLLM is imported."""
-    logs.configure_logging(settings.log_format, settings.log_level)
-    if settings.log_format == "json":
-        use_json_engine_logs(settings.cache_dir / "logging", settings.log_level)
 
 
 def flag_errors(exc: ValidationError) -> str:
@@ -69,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValidationError as exc:  # flags that parse but do not go together, or out of range
         sys.stderr.write(f"mixtral-serve: error: {flag_errors(exc)}\n")
         sys.exit(2)
-    configure_logging(settings)
+    logs.configure_for(settings)
     count = front_end_count(settings)
     if count > 1:
         serve_multiprocess(settings, count)
@@ -78,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, **logs.uvicorn_logging(settings.log_level)
     )
-    sys.exit(serve(app.state.lifecycle, config))
+    sys.exit(serve(app_state(app).lifecycle, config))
 
 
 if __name__ == "__main__":

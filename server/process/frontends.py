@@ -15,7 +15,6 @@ What must be global stays global:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import os
@@ -29,30 +28,17 @@ from typing import Any
 
 import uvicorn
 
+from server.app import create_app
 from server.config import Settings
 from server.engine.base import FrontendLink
-from server.lifecycle import serve
+from server.frontend import Frontend
+from server.http.deps import app_state
+from server.observability import logs
+from server.process.serve import serve
 
 logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-
-@dataclass(frozen=True)
-class Frontend:
-    """What one front-end process knows of the group it belongs to."""
-
-    link: FrontendLink
-    warmed: Any  # a multiprocessing Event, set by front end 0 after the warm-up
-    metrics_dir: str
-
-    @property
-    def leads(self) -> bool:
-        return self.link.index == 0
-
-    async def wait_for_warmup(self) -> None:
-        while not self.warmed.is_set():
-            await asyncio.sleep(0.2)
 
 
 @dataclass(frozen=True)
@@ -90,19 +76,19 @@ def serve_multiprocess(settings: Settings, count: int) -> None:
 
 def run_frontend(_listen_address: str, _sock: Any, payload: _Payload, client_config: dict[str, Any]) -> None:
     """Entry point of one front-end process (spawned by the engine's process manager)."""
-    from server.app import create_app
-    from server.observability.logs import uvicorn_logging
-    from server.process.cli import configure_logging
-
     settings = payload.settings
-    configure_logging(settings)
-    config = dict(client_config)
-    index, count = int(config.pop("client_index")), int(config.pop("client_count"))
-    config.pop("api_server_loads", None)  # vLLM's own accept balancing; SO_REUSEPORT does ours
-    frontend = Frontend(FrontendLink(index, count, config), payload.warmed, payload.metrics_dir)
+    logs.configure_for(settings)
+    engine_config = dict(client_config)
+    index, count = int(engine_config.pop("client_index")), int(engine_config.pop("client_count"))
+    engine_config.pop("api_server_loads", None)  # vLLM's own accept balancing; SO_REUSEPORT does ours
+    frontend = Frontend(FrontendLink(index, count, engine_config), payload.warmed, payload.metrics_dir)
     app = create_app(settings, frontend=frontend)
     sock = reuseport_socket(settings.host, settings.port)
     logger.info("front end %d of %d starting", index, count)
     # The supervisor's SIGTERM drains this process like a lone server; a non-zero status (the
     # engine died) makes the supervisor stop the rest and exit non-zero too.
-    sys.exit(serve(app.state.lifecycle, uvicorn.Config(app, **uvicorn_logging(settings.log_level)), [sock]))
+    sys.exit(
+        serve(
+            app_state(app).lifecycle, uvicorn.Config(app, **logs.uvicorn_logging(settings.log_level)), [sock]
+        )
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from server.admission.keys import KeyRing
 from server.errors import AuthenticationError
-from server.http.auth import KeyRing
 from server.process.cli import parse_settings
 
 

@@ -22,9 +22,9 @@ from server.errors import (
     PayloadTooLargeError,
     RateLimitError,
     error_body,
-    install_error_handlers,
     kind_of,
 )
+from server.http.error_handlers import install_error_handlers
 from server.openai.schemas.chat import ChatCompletionRequest
 from server.openai.schemas.completions import CompletionRequest
 

@@ -9,7 +9,9 @@ import httpx
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from server.lifecycle import DrainingServer, Lifecycle, LifecycleMiddleware, Phase
+from server.http.middleware.drain import LifecycleMiddleware
+from server.lifecycle import Lifecycle, Phase
+from server.process.serve import DrainingServer
 
 
 async def _ok(scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG001

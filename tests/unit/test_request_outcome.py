@@ -15,9 +15,13 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from server.errors import EngineError, install_error_handlers
+from server.config import Settings
+from server.errors import EngineError
+from server.http.deps import AppState
 from server.http.disconnect import cancel_on_disconnect
+from server.http.error_handlers import install_error_handlers
 from server.http.streaming import EventStream
+from server.lifecycle import Lifecycle
 from server.observability.metrics import HTTPMetricsMiddleware, RequestOutcome, ServerMetrics
 from tests.helpers import metric_value
 
@@ -47,6 +51,7 @@ def test_one_finish_reason_per_request(
 
 def _app(metrics: ServerMetrics) -> FastAPI:
     app = FastAPI()
+    app.state.mixtral = AppState(Settings(), Lifecycle(shutdown_timeout=1), metrics, keys=None)
     install_error_handlers(app)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import PayloadTooLargeError, error_response
+from server.errors import PayloadTooLargeError
+from server.http.error_handlers import error_response
 from server.observability.metrics import ServerMetrics
 
 

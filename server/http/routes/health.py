@@ -13,8 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from server import __version__
 from server.errors import EngineUnavailableError
-from server.http.deps import StateDep
-from server.lifecycle import Lifecycle, Phase
+from server.http.deps import StateDep, app_state
+from server.lifecycle import Phase
 from server.openai.schemas.common import ErrorResponse
 from server.openai.schemas.models import VersionInfo
 
@@ -49,7 +49,7 @@ async def ping(state: StateDep) -> Response:
     responses={200: {"description": "Serving; empty body."}, 503: {"model": ErrorResponse}},
 )
 async def ready(request: Request, state: StateDep) -> Response:
-    lifecycle: Lifecycle = request.app.state.lifecycle
+    lifecycle = app_state(request.app).lifecycle
     if lifecycle.phase is Phase.DRAINING:
         raise EngineUnavailableError("The server is shutting down.", code="shutting_down")
     await state.engine.check_health()

@@ -1,0 +1,71 @@
+"""The FastAPI side of server/errors.py: every exception a request can raise becomes the table's
+status and OpenAI-shaped body, including FastAPI's own validation errors and Starlette's 404/405."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server.errors import (
+    APIError,
+    AuthenticationError,
+    EngineError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    error_body,
+    error_headers,
+    kind_of,
+)
+from server.http.validation import validation_error
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(exc: APIError) -> JSONResponse:
+    return JSONResponse(error_body(exc), status_code=kind_of(exc).status, headers=error_headers(exc))
+
+
+_HTTP_STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    404: NotFoundError,
+    405: NotFoundError,
+    413: PayloadTooLargeError,
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, APIError)
+        return error_response(exc)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(validation_error(exc))
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        cls = _HTTP_STATUS_ERRORS.get(exc.status_code, InvalidRequestError)
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 404:
+            detail = f"No route {request.method} {request.url.path}."
+        elif exc.status_code == 405:
+            detail = f"Method {request.method} is not allowed on {request.url.path}."
+        resp = error_response(cls(detail))
+        resp.status_code = exc.status_code
+        resp.headers.update(exc.headers or {})  # e.g. Allow on 405
+        return resp
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return error_response(EngineError("Internal server error."))
+
+    app.add_exception_handler(APIError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

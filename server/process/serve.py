@@ -1,0 +1,44 @@
+"""uvicorn under our drain: the first SIGTERM/SIGINT starts one, the process ends when it is done
+(see server/lifecycle.py for why)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from types import FrameType
+
+import uvicorn
+
+from server.lifecycle import Lifecycle, Phase
+
+logger = logging.getLogger(__name__)
+
+GRACE_AFTER_DRAIN_S = 1
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with the first SIGTERM/SIGINT starting a drain (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        # Not recorded in _captured_signals: uvicorn re-raises those after its shutdown, and the
+        # default SIGTERM action would then end a clean drain with status -15 instead of 0.
+        if self.lifecycle.phase in (Phase.STARTING, Phase.SERVING):
+            self.lifecycle.begin_drain()
+            return
+        logger.info("signal %d: not waiting for open requests", sig)
+        self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        return await super().on_tick(counter) or self.lifecycle.finished()
+
+
+def serve(lifecycle: Lifecycle, config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> int:
+    """Run until drained or the engine died; returns the exit status. The drain did the waiting,
+    so uvicorn's own graceful timeout only covers requests still open after it."""
+    config.timeout_graceful_shutdown = GRACE_AFTER_DRAIN_S
+    DrainingServer(config, lifecycle).run(sockets=sockets)
+    return lifecycle.exit_code
