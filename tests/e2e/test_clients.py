@@ -195,7 +195,7 @@ def test_mixtral_load_slo_mode_finds_the_highest_load_that_meets_it(server_url: 
 
 
 def test_load_tester_runs_as_a_module_from_a_checkout(server_url: str, tmp_path: Path) -> None:
-    """How bench/load_vs_vllm.py starts it on a GPU host where the project is not installed."""
+    """How bench/tools/load_vs_vllm.py starts it on a GPU host where the project is not installed."""
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [

@@ -1,4 +1,4 @@
-"""bench/access_log_runs.py: the server's own per-run throughput, from its access log lines."""
+"""bench/tools/access_log_runs.py: the server's own per-run throughput, from its access log lines."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+TOOLS = Path(__file__).resolve().parents[2] / "bench" / "tools"
 T0 = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)
 
 
 def load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("access_log_runs", BENCH / "access_log_runs.py")
+    spec = importlib.util.spec_from_file_location("access_log_runs", TOOLS / "access_log_runs.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,4 +1,4 @@
-"""bench/serve_table.py turns two serve_bench.py results into one comparison table."""
+"""bench/tools/serve_table.py turns two serve_bench.py results into one comparison table."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+TOOLS = Path(__file__).resolve().parents[2] / "bench" / "tools"
 
 
 def load_table_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("serve_table", BENCH / "serve_table.py")
+    spec = importlib.util.spec_from_file_location("serve_table", TOOLS / "serve_table.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["serve_table"] = module

@@ -1,4 +1,5 @@
-"""bench/quant_throughput.py: one row per measured point of each quantized run, against bf16's."""
+"""bench/studies/quant_throughput/quant_throughput.py: one row per measured point of each quantized
+run, against bf16's."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+STUDY = Path(__file__).resolve().parents[2] / "bench" / "studies" / "quant_throughput"
 
 
 @pytest.fixture
 def module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(BENCH))  # it imports quant_memory as a sibling, as on the GPU host
+    # As when run as a script; it finds quant_memory, the study beside it, by itself.
+    monkeypatch.syspath_prepend(str(STUDY))
     return importlib.import_module("quant_throughput")
 
 

@@ -1,4 +1,5 @@
-"""bench/rank_shape.py: one GPU's share of Mixtral-8x7B under tensor parallelism, as a config.
+"""bench/studies/rank_shape/rank_shape.py: one GPU's share of Mixtral-8x7B under tensor parallelism,
+as a config.
 
 Held against the model itself: built from each config on torch's meta device (shapes, no memory),
 the rank's model must have exactly half of every tensor TP=2 splits (attention projections,
@@ -16,10 +17,11 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "studies" / "rank_shape" / "rank_shape.py"
 
 
 def load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rank_shape", ROOT / "bench" / "rank_shape.py")
+    spec = importlib.util.spec_from_file_location("rank_shape", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

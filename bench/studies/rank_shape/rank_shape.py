@@ -1,6 +1,6 @@
 """The shapes one GPU holds of a Mixtral model under tensor parallelism, as a config one GPU can load.
 
-    python bench/rank_shape.py MODEL_DIR TP OUT_DIR
+    python bench/studies/rank_shape/rank_shape.py MODEL_DIR TP OUT_DIR
 
 Writes OUT_DIR/config.json: MODEL_DIR's config with what vLLM splits across TP ranks divided by TP
 (attention heads, key/value heads, the experts' intermediate size), head_dim kept explicit and the

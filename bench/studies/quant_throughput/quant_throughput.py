@@ -1,11 +1,12 @@
 """Throughput per quantization method, from the runs of `gpu_single.sh quant-throughput`.
 
-    python bench/quant_throughput.py OUT > OUT/quant-throughput.json    (and OUT/quant-throughput.md)
+    python bench/studies/quant_throughput/quant_throughput.py OUT > OUT/quant-throughput.json
 
-For each OUT/ours-SHAPE-tp1.json that serve_bench.py wrote: the weights and KV cache of its server
-log (quant_memory.py's reading), then one row per measured point, with the bf16 run's output
-throughput at the same point as the reference when OUT holds a bf16 run. Only the standard library:
-it runs on the GPU host as well as here.
+and the same table as markdown in OUT/quant-throughput.md. For each OUT/ours-SHAPE-tp1.json that
+serve_bench.py wrote: the weights and KV cache of its server log (quant_memory.py's reading, from the
+study beside this one), then one row per measured point, with the bf16 run's output throughput at the
+same point as the reference when OUT holds a bf16 run. Only the standard library: it runs on the GPU
+host as well as here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from quant_memory import summarize
+# quant_memory's reading of a server log, from the study beside this one.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "quant_memory"))
+
+from quant_memory import summarize  # noqa: E402
 
 REFERENCE = "bf16"
 ORDER = ("bf16", "fp8", "awq", "gptq")  # rows in this order; other shapes after them

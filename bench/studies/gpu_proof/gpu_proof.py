@@ -1,7 +1,7 @@
 """GPU proof: serve Mixtral-8x7B (real config, dummy weights) with tensor parallelism through our
 HTTP layer, stream chats over SSE, and record what the engine used.
 
-    python bench/gpu_proof.py --out DIR [--tensor-parallel-size 2]
+    python bench/studies/gpu_proof/gpu_proof.py --out DIR [--tensor-parallel-size 2]
 
 Writes DIR/proof.json, DIR/server.log and DIR/nvidia-smi.txt. Needs vLLM and two GPUs.
 """
@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 import httpx
-from serve_bench import start_server, stop_server, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "bench" / "tools"))  # serve_bench, a tool this study runs the server with
 sys.path.insert(0, str(ROOT))
+
+from serve_bench import start_server, stop_server, wait_ready  # noqa: E402
 
 from server.engine.tiny import prepare_dummy_checkpoint  # noqa: E402
 

@@ -2,10 +2,10 @@
 driven in-process over ASGI by N concurrent streams, behind an engine stand-in that hands each stream
 one delta per turn of the event loop. No vLLM, no sockets, no client: what is left is what this
 repository's own code (and FastAPI/Starlette around it) costs per token, measured as process CPU time,
-so it holds still on a busy machine where bench/frontend_profile.py cannot.
+so it holds still on a busy machine where bench/tools/frontend_profile.py cannot.
 
-    python bench/stream_path.py [--endpoint chat] [--streams 64] [--tokens 128] [--rounds 7]
-    PYTHONPATH=/path/to/other/checkout python bench/stream_path.py ...   # the same load on other code
+    python bench/tools/stream_path.py [--endpoint chat] [--streams 64] [--tokens 128] [--rounds 7]
+    PYTHONPATH=/path/to/other/checkout python bench/tools/stream_path.py ...   # the same load on other code
 
 Writes a markdown line per round on stdout, and JSON with --out.
 """

@@ -2,7 +2,7 @@
 # Measured runs on one GPU with room for Mixtral-8x7B in bf16 (an H200: 87 GiB of weights at TP=1).
 # Each run fits one 10-minute slot.
 #
-#   bash bench/gpu_single.sh RUN OUT     RUN: quant-memory | quant-throughput | lora | load-agreement
+#   bash bench/tools/gpu_single.sh RUN OUT  RUN: quant-memory | quant-throughput | lora | load-agreement
 #
 # quant-memory     our server on Mixtral-8x7B's config with dummy weights, TP=1, once per checkpoint
 #                  shape: AWQ and GPTQ 4-bit (bench/models/mixtral-8x7b-{awq,gptq}: the real config
@@ -10,20 +10,22 @@
 #                  reads the method from the checkpoint, as it would from a downloaded one), then the
 #                  bf16 shape with --quantization fp8. Each start ends with one chat request; the
 #                  weights' memory is vLLM's "Model loading took" line (OUT/quant-memory.json).
-#                  RANK_OF_TP=2: the same on the shapes one GPU holds at TP=2 (bench/rank_shape.py),
-#                  for want of a machine with two GPUs, plus the bf16 shape itself, whose TP=2 run
-#                  on two GPUs was measured (43.51 GiB per GPU): the check on the method.
+#                  RANK_OF_TP=2: the same on the shapes one GPU holds at TP=2
+#                  (bench/studies/rank_shape/rank_shape.py), for want of a machine with two GPUs, plus
+#                  the bf16 shape itself, whose TP=2 run on two GPUs was measured (43.51 GiB per GPU):
+#                  the check on the method.
 # quant-throughput our server, TP=1, our GPU defaults (CUDA graphs, 4 front ends), on each of SHAPES
 #                  (awq, gptq, fp8 or bf16, the reference; default "awq"; one shape fits a 10-minute
 #                  slot), then `vllm bench serve` at the load-agreement run's loads (POINTS,
-#                  "c:n,..."): bench/serve_bench.py run, OUT/ours-SHAPE-tp1.json and the clients' JSON;
-#                  bench/quant_throughput.py OUT tabulates them.
+#                  "c:n,..."): bench/tools/serve_bench.py run, OUT/ours-SHAPE-tp1.json and the
+#                  clients' JSON; bench/studies/quant_throughput/quant_throughput.py OUT tabulates them.
 # lora             the GPU tests (tests/gpu): LoRA through the server against PEFT's merged model,
 #                  run-time adapter load/unload, no kernel compiles while serving adapters,
 #                  bitsandbytes 4-bit on the tiny Mistral-7B (dense; refused on Mixtral).
 # load-agreement   one server (ours, TP=1, bf16, our GPU defaults), then, for each load, vLLM's
-#                  `vllm bench serve` and our `mixtral-load` on the same load (bench/load_vs_vllm.py);
-#                  POINTS="c:n ..." and ROUNDS (alternations per point) override the defaults.
+#                  `vllm bench serve` and our `mixtral-load` on the same load
+#                  (bench/tools/load_vs_vllm.py); POINTS="c:n ..." and ROUNDS (alternations per point)
+#                  override the defaults.
 set -euo pipefail
 run=$1
 out=$2
@@ -43,19 +45,21 @@ case $run in
     for shape in $shapes; do
       if [ "$(left)" -lt 120 ]; then echo "skipping $shape: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
       model=$(shape_model "$shape"); read -r -a extra <<< "$(shape_flags "$shape")"
-      if [ -n "${RANK_OF_TP:-}" ]; then model=$(python bench/rank_shape.py "$model" "$RANK_OF_TP" "$(mktemp -d)"); fi
-      python bench/serve_bench.py run --server ours --label "ours-$shape-$tp" --out "$out" \
+      if [ -n "${RANK_OF_TP:-}" ]; then
+        model=$(python bench/studies/rank_shape/rank_shape.py "$model" "$RANK_OF_TP" "$(mktemp -d)")
+      fi
+      python bench/tools/serve_bench.py run --server ours --label "ours-$shape-$tp" --out "$out" \
         --prepare-dummy "$model" --points none --warmup none --deadline "$(left)" \
         -- "${dummy[@]}" --enforce-eager --api-server-count 1 "${extra[@]}" || true
     done
-    python bench/quant_memory.py "$out" > "$out/quant-memory.json" || true
+    python bench/studies/quant_memory/quant_memory.py "$out" > "$out/quant-memory.json" || true
     cat "$out/quant-memory.json"
     ;;
   quant-throughput)
     for shape in ${SHAPES:-awq}; do
       if [ "$(left)" -lt 300 ]; then echo "skipping $shape: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
       read -r -a extra <<< "$(shape_flags "$shape")"
-      python bench/serve_bench.py run --server ours --label "ours-$shape-tp1" --out "$out" \
+      python bench/tools/serve_bench.py run --server ours --label "ours-$shape-tp1" --out "$out" \
         --prepare-dummy "$(shape_model "$shape")" --points "${POINTS:-256:768,64:256,16:96,1:8}" \
         --warmup 64:64 --deadline "$(left)" -- "${dummy[@]}" "${extra[@]}" || true
     done
@@ -94,7 +98,7 @@ print(prepare_dummy_checkpoint(Path("bench/models/mixtral-8x7b/config.json"), Pa
     for point in ${POINTS:-256:768 64:256 16:96 1:8}; do
       c=${point%:*}; n=${point#*:}
       if [ "$(left)" -lt "${NEED:-90}" ]; then echo "skipping c=$c: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
-      python bench/load_vs_vllm.py --url http://127.0.0.1:8000 --out "$out/load_c$c.json" \
+      python bench/tools/load_vs_vllm.py --url http://127.0.0.1:8000 --out "$out/load_c$c.json" \
         --concurrency "$c" --num-prompts "$n" --workers 4 --seed "$c" --rounds "${ROUNDS:-1}" 2> "$out/load_c$c.log"
     done
     ;;

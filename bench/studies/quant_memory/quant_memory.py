@@ -1,6 +1,6 @@
 """Weights' memory per quantization method, from the server logs of `gpu_single.sh quant-memory`.
 
-    python bench/quant_memory.py OUT > OUT/quant-memory.json
+    python bench/studies/quant_memory/quant_memory.py OUT > OUT/quant-memory.json
 
 For each OUT/ours-METHOD-tpN.json that serve_bench.py wrote: the method vLLM ran (its engine config
 line, `quantization=...`), "Model loading took X GiB" and the KV cache it then had room for, time to

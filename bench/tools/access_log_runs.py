@@ -1,6 +1,6 @@
 """The server's own view of a benchmark: per-run throughput and time to first byte from its access log.
 
-    python bench/access_log_runs.py SERVER_LOG [--gap 1.0] [--json OUT.json]
+    python bench/tools/access_log_runs.py SERVER_LOG [--gap 1.0] [--json OUT.json]
 
 Reads our server's JSON access lines (logger `server.access`: end time, duration_ms, ttfb_ms,
 completion_tokens) for one endpoint, groups the requests into runs (a request that starts more than
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout, for clients.load
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, for clients.load
 from clients.load.stats import percentile  # noqa: E402
 
 

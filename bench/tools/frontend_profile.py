@@ -6,7 +6,7 @@ apart) around each round. Optionally records a py-spy profile of the front end d
 and sums its samples by frame, by package and by area (our code, pydantic, vLLM's output path, ...).
 
     python -m server --port 8123 &
-    python bench/frontend_profile.py --url http://127.0.0.1:8123 --rounds 5 \
+    python bench/tools/frontend_profile.py --url http://127.0.0.1:8123 --rounds 5 \
         --profile OUT_DIR --gil --out OUT_DIR/result.json
 
 The server process is the one listening on --url's port unless --pid says otherwise. With many fast

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# One measured run of bench/serve_bench.py on a machine with two GPUs (Mixtral-8x7B's config,
+# One measured run of bench/tools/serve_bench.py on a machine with two GPUs (Mixtral-8x7B's config,
 # dummy weights, TP=2). Each run fits one 10-minute slot; run them back to back on one machine.
 #
-#   bash bench/gpu_bench.sh RUN OUT      RUN: vllm-bf16 | ours-bf16 | ours-bf16-restart | ours-fp8
+#   bash bench/tools/gpu_bench.sh RUN OUT  RUN: vllm-bf16 | ours-bf16 | ours-bf16-restart | ours-fp8
 #
 # ours-bf16-restart starts our server again on the same machine after ours-bf16: its compile caches
 # (under --cache-dir) are warm, so its time to ready is the warm start; it repeats two points.
@@ -16,7 +16,8 @@ out=$2
 mkdir -p "$out"
 engine=(--tensor-parallel-size 2 --max-model-len 4096 --load-format dummy --served-model-name mixtral-8x7b
         --max-num-batched-tokens 2048 --api-server-count 4)
-bench=(python bench/serve_bench.py run --out "$out" --prepare-dummy bench/models/mixtral-8x7b --deadline 560)
+bench=(python bench/tools/serve_bench.py run --out "$out" --prepare-dummy bench/models/mixtral-8x7b
+       --deadline 560)
 points=256:1500,64:640,16:320,1:24
 case $run in
   vllm-bf16) "${bench[@]}" --server vllm --label "$run" --points "$points" --warmup 256:300 -- "${engine[@]}" ;;

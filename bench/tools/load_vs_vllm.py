@@ -1,6 +1,6 @@
 """Check mixtral-load against vLLM's own load generator: the same server, the same load, both numbers.
 
-    python bench/load_vs_vllm.py --url http://127.0.0.1:8000 --out OUT/load_vs_vllm.json \
+    python bench/tools/load_vs_vllm.py --url http://127.0.0.1:8000 --out OUT/load_vs_vllm.json \
         [--input-len 512 --output-len 256 --concurrency 64 --num-prompts 640 --rounds 2]
 
 Runs `vllm bench serve --backend openai-chat --dataset-name random --ignore-eos --max-concurrency C
@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from serve_bench import vllm_cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIELDS = (
     "output_throughput",
     "request_throughput",

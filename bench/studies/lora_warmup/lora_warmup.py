@@ -1,6 +1,7 @@
 """Start-up cost of the LoRA warm-up, and kernel compiles left to serving, on a real model shape.
 
-    python bench/lora_warmup.py --config bench/models/mixtral-8x7b --out OUT [--lengths 7,100] [-- ARGS]
+    python bench/studies/lora_warmup/lora_warmup.py --config bench/models/mixtral-8x7b --out OUT \
+        [--lengths 7,100] [-- ARGS]
 
 Writes a random rank-8 adapter on the attention projections in PEFT's format for the config's
 shapes (what tests/lora_adapter.py makes with PEFT on the tiny model; PEFT cannot build a model of
@@ -22,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from serve_bench import JIT_MARKER, jit_lines, start_server, stop_server, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "bench" / "tools"))  # serve_bench: the server's start, stop and compiles
+
+from serve_bench import JIT_MARKER, jit_lines, start_server, stop_server, wait_ready  # noqa: E402
+
 LENGTHS = (7, 100, 333, 600, 611, 700, 1100, 1203, 1500, 1900, 2000)
 RANK = 8
 

@@ -1,10 +1,10 @@
 """Benchmark an OpenAI-compatible server with vLLM's own load generator (`vllm bench serve`), so our
 server and `vllm serve` are measured by the same client, the same prompts and the same metrics.
 
-    python bench/serve_bench.py [run] --server {vllm,ours} --out DIR --label NAME
+    python bench/tools/serve_bench.py [run] --server {vllm,ours} --out DIR --label NAME
         [--points 256:2000,64:640,16:320,1:24] [--warmup 256:400] [--deadline SECONDS]
         [--model-dir PATH | --prepare-dummy bench/models/mixtral-8x7b] [--port 8000] -- <server args>
-    python bench/serve_bench.py table DIR [--baseline LABEL --ours LABEL ...]
+    python bench/tools/serve_bench.py table DIR [--baseline LABEL --ours LABEL ...]
 
 `run` starts one server, runs one `vllm bench serve` per point (concurrency:prompts) against it and
 writes DIR/NAME.json; `table` renders the comparison (serve_table.py). The client is started as
@@ -37,8 +37,9 @@ from typing import Any
 import httpx
 from serve_table import table_main
 
-ROOT = Path(__file__).resolve().parent.parent
-CHAT_TEMPLATE = ROOT / "bench" / "mixtral_chat_template.jinja"  # Mixtral-8x7B-Instruct-v0.1's own
+TOOLS = Path(__file__).resolve().parent
+ROOT = TOOLS.parents[1]
+CHAT_TEMPLATE = TOOLS / "mixtral_chat_template.jinja"  # Mixtral-8x7B-Instruct-v0.1's own
 JIT_MARKER = "JIT compilation during inference"
 READY_MARKER = "Application startup complete"  # uvicorn's, logged once the app's start-up is done
 STOP_RESERVE_S = 45.0  # time kept back from --deadline to stop the server and write the JSON
@@ -53,7 +54,7 @@ def vllm_cli() -> list[str]:
     try:
         importlib.metadata.version("vllm")
     except importlib.metadata.PackageNotFoundError:
-        return [sys.executable, str(ROOT / "bench" / "vllm_cli.py")]
+        return [sys.executable, str(TOOLS / "vllm_cli.py")]
     return [sys.executable, "-m", "vllm.entrypoints.cli.main"]
 
 
