@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from clients._common import DEFAULT_BASE_URL, Message
 from clients.client import Client
 from clients.errors import ClientError
+from clients.protocol import DEFAULT_BASE_URL, Message
 from clients.types import Usage
 
 

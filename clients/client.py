@@ -9,6 +9,7 @@
 
 Works against any OpenAI-compatible server. Sampling parameters (temperature, seed, ignore_eos...)
 are passed through as keyword arguments, unchecked: the server is the judge of what it accepts.
+What is sent and what the answers mean is decided in clients.protocol; this class only does the I/O.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from typing import Any
 
 import httpx
 
-from clients import _common
-from clients.errors import APIConnectionError, APIError
+from clients import protocol
+from clients.protocol import Attempts, Call, DeltaStream, Message
 from clients.retry import RetryPolicy
-from clients.sse import iter_events
 from clients.types import Delta, Model, Response
 
 
@@ -32,7 +32,7 @@ class Client:
 
     def __init__(
         self,
-        base_url: str = _common.DEFAULT_BASE_URL,
+        base_url: str = protocol.DEFAULT_BASE_URL,
         api_key: str | None = None,
         *,
         model: str | None = None,
@@ -41,14 +41,11 @@ class Client:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = _common.normalize_base_url(base_url)
-        self.retry = _common.retry_policy(max_retries, retry)
+        self.base_url = protocol.normalize_base_url(base_url)
+        self.retry = protocol.retry_policy(max_retries, retry)
         self._model = model
         self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=_common.headers(api_key),
-            timeout=_common.timeout(timeout),
-            transport=transport,
+            **protocol.http_options(self.base_url, api_key, timeout), transport=transport
         )
 
     def __enter__(self) -> Client:
@@ -61,8 +58,7 @@ class Client:
         self._http.close()
 
     def models(self) -> list[Model]:
-        response = self._send("GET", "/models", None, stream=False)
-        return Model.parse_list(response.json())
+        return Model.parse_list(self._send(protocol.MODELS, stream=False).json())
 
     def model(self) -> str:
         """The model requests name: the one given, or the server's first (asked once)."""
@@ -70,57 +66,44 @@ class Client:
             self._model = self.models()[0].id
         return self._model
 
-    def chat(self, messages: Sequence[_common.Message], **params: Any) -> Response:
-        body = _common.chat_body(messages, self.model(), False, params)
-        return Response.parse(self._send("POST", "/chat/completions", body, stream=False).json())
+    def chat(self, messages: Sequence[Message], **params: Any) -> Response:
+        call = protocol.chat_call(messages, self.model(), False, params)
+        return Response.parse(self._send(call, stream=False).json())
 
-    def chat_stream(self, messages: Sequence[_common.Message], **params: Any) -> Iterator[Delta]:
+    def chat_stream(self, messages: Sequence[Message], **params: Any) -> Iterator[Delta]:
         """Deltas as the server sends them; the last one carries `usage` (unless the caller sets
         `stream_options` otherwise). Closing the iterator closes the connection, which a server
         like ours takes as a cancel."""
-        yield from self._stream("/chat/completions", _common.chat_body(messages, self.model(), True, params))
+        yield from self._stream(protocol.chat_call(messages, self.model(), True, params))
 
     def complete(self, prompt: str | list[int], **params: Any) -> Response:
-        body = _common.completion_body(prompt, self.model(), False, params)
-        return Response.parse(self._send("POST", "/completions", body, stream=False).json())
+        call = protocol.completion_call(prompt, self.model(), False, params)
+        return Response.parse(self._send(call, stream=False).json())
 
     def complete_stream(self, prompt: str | list[int], **params: Any) -> Iterator[Delta]:
-        yield from self._stream("/completions", _common.completion_body(prompt, self.model(), True, params))
+        yield from self._stream(protocol.completion_call(prompt, self.model(), True, params))
 
-    def _stream(self, path: str, body: dict[str, Any]) -> Iterator[Delta]:
-        response = self._send("POST", path, body, stream=True)
+    def _stream(self, call: Call) -> Iterator[Delta]:
+        response = self._send(call, stream=True)
+        deltas = DeltaStream()
         try:
-            lines = response.iter_lines()
-            for event in iter_events(lines):
-                yield from Delta.parse(event)
-            for _ in lines:  # to the end of the body after [DONE], so the connection is reused
-                pass
-        except httpx.TimeoutException as exc:
-            raise APIConnectionError(f"stream stalled: {exc}", timeout=True) from exc
-        except httpx.TransportError as exc:
-            raise APIConnectionError(f"stream broken: {exc}") from exc
+            with protocol.stream_errors():
+                for line in response.iter_lines():
+                    yield from deltas.feed(line)
         finally:
             response.close()
 
-    def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool) -> httpx.Response:
-        """One request, retried per the policy. Only the start of a stream is retried: once text has
-        been handed to the caller, repeating the request would repeat the text."""
-        attempt = 0
+    def _send(self, call: Call, *, stream: bool) -> httpx.Response:
+        attempts = Attempts(self.retry, call)
         while True:
-            failure: httpx.Headers | None = None
             try:
-                response = self._http.send(self._http.build_request(method, path, json=body), stream=stream)
+                response = self._http.send(call.request(self._http), stream=stream)
             except httpx.TransportError as exc:
-                timed_out = isinstance(exc, httpx.TimeoutException)
-                if not self.retry.should_retry(attempt, None):
-                    raise APIConnectionError(f"{method} {path}: {exc!r}", timeout=timed_out) from exc
+                wait_s = attempts.after_no_answer(exc)
             else:
                 if response.is_success:
                     return response
                 response.read()
                 response.close()
-                if not self.retry.should_retry(attempt, response.status_code):
-                    raise APIError.from_response(response)
-                failure = response.headers
-            time.sleep(self.retry.delay_s(attempt, failure))
-            attempt += 1
+                wait_s = attempts.after_error_answer(response)
+            time.sleep(wait_s)

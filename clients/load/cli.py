@@ -20,12 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clients._common import DEFAULT_BASE_URL
 from clients.client import Client
 from clients.errors import ClientError
 from clients.load import plots, prompts, runner, slo, workers
 from clients.load.progress import progress_bar
 from clients.load.stats import Load, Record, summarize
+from clients.protocol import DEFAULT_BASE_URL
 
 log = logging.getLogger("mixtral-load")
 

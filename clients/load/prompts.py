@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clients._common import Message
+from clients.protocol import Message
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from clients import APIConnectionError, APIError, AsyncClient, Client, RetryPolicy
-from clients._common import normalize_base_url
+from clients.protocol import normalize_base_url
 from clients.retry import retry_after_s
 from clients.sse import iter_events
 
