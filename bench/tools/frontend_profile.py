@@ -184,7 +184,10 @@ def merge(parts: list[Round]) -> Round:
 # --- py-spy ----------------------------------------------------------------------------------------
 
 AREAS = (  # py-spy names files relative to their sys.path entry: "(pydantic/main.py:280)"
-    ("our render/ + streaming.py + generation.py", r"\(server/(render/|streaming\.py|generation\.py)"),
+    (
+        "our openai/bodies/ + http/streaming.py + engine/fanout.py",
+        r"\(server/(openai/bodies/|http/streaming\.py|engine/fanout\.py)",
+    ),
     ("pydantic", r"\(pydantic(_core)?/"),
     ("sse-starlette", r"\(sse_starlette/"),
     ("json (stdlib)", r"\(json/"),
@@ -193,8 +196,8 @@ AREAS = (  # py-spy names files relative to their sys.path entry: "(pydantic/mai
     ("uvicorn HTTP protocol", r"\(uvicorn/protocols/"),
     ("starlette / fastapi", r"\((starlette|fastapi)/"),
     ("anyio", r"\(anyio/"),
-    ("our engine/vllm.py", r"\(server/engine/"),
-    ("metrics", r"\(server/metrics\.py|\(prometheus_client/"),
+    ("our engine/vllm*.py", r"\(server/engine/"),
+    ("metrics", r"\(server/observability/metrics\.py|\(prometheus_client/"),
     ("other threads (thread pool, vLLM helpers)", r"^_bootstrap \(threading\.py"),
 )
 
@@ -230,7 +233,7 @@ def _short(frame: str) -> str:
 
 
 def _package(frame: str) -> str:
-    """Who owns a frame: its file's top-level package, or `server/render`, `server/streaming.py`."""
+    """Who owns a frame: its file's top-level package, or server's layer (`server/http`, ...)."""
     m = _FRAME.match(frame)
     parts = (m.group("file") if m else frame).split("/")
     if parts[0] == "server":

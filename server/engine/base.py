@@ -155,10 +155,9 @@ class Engine(Protocol):
 
     def generate(self, request: GenerateRequest) -> AsyncGenerator[Delta, None]:
         """Start a request. Invalid parameters raise here, before the first await; the returned
-        iterator aborts the engine request when closed early (client gone, deadline, error)."""
+        iterator aborts the engine request when closed early (client gone, deadline, error): that
+        is the one way to abort, so no request outlives the stream that owns it."""
         ...
-
-    async def abort(self, request_id: str) -> None: ...
 
     def adapters(self) -> list[Adapter]:
         """The LoRA adapters loaded now, in the order they were loaded."""

@@ -346,9 +346,6 @@ class VLLMEngine:
             if not finished and not self._llm.errored:
                 await asyncio.shield(self._llm.abort(request.request_id))
 
-    async def abort(self, request_id: str) -> None:
-        await self._llm.abort(request_id)
-
     def adapters(self) -> list[Adapter]:
         return self._lora.adapters()
 
