@@ -5,10 +5,10 @@ from __future__ import annotations
 from server.errors import InvalidRequestError
 from server.openai.bodies.extras import Extras
 from server.openai.schemas.chat import ChatCompletionRequest, ChatRequestFields
-from server.openai.schemas.common import SamplingFields
+from server.openai.schemas.common import CommonRequestFields
 
 
-def check_stream(body: SamplingFields) -> None:
+def check_stream(body: CommonRequestFields) -> None:
     """vLLM sends the prompt's logprobs in whole answers only; a stream would drop them."""
     if body.stream and body.prompt_logprobs is not None:
         raise InvalidRequestError(
@@ -16,7 +16,7 @@ def check_stream(body: SamplingFields) -> None:
         )
 
 
-def prompt_logprobs(body: SamplingFields, echo: bool, top_n: int | None) -> int | None:
+def prompt_logprobs(body: CommonRequestFields, echo: bool, top_n: int | None) -> int | None:
     """How many alternatives the prompt's logprobs carry: the request's `prompt_logprobs`, else with
     `echo` the top logprobs asked for the completion (vLLM's rule), else none."""
     if body.prompt_logprobs is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from server.engine.base import SamplingOptions
 from server.errors import ContextLengthExceededError, InvalidRequestError
-from server.openai.schemas.common import SamplingFields
+from server.openai.schemas.common import CommonRequestFields
 from server.openai.schemas.response_format import (
     ResponseFormat,
     ResponseFormatJsonObject,
@@ -73,7 +73,7 @@ def _response_format(response_format: ResponseFormat | None) -> dict[str, Any]:
     }
 
 
-def _structured(req: SamplingFields, response_format: ResponseFormat | None) -> dict[str, Any]:
+def _structured(req: CommonRequestFields, response_format: ResponseFormat | None) -> dict[str, Any]:
     """response_format or structured_outputs (one kind per request) as SamplingOptions fields."""
     spec = req.structured_outputs if isinstance(req, VLLMExtensions) else None
     if spec is None:
@@ -92,7 +92,7 @@ def _structured(req: SamplingFields, response_format: ResponseFormat | None) -> 
     }
 
 
-def _extensions(req: SamplingFields, vocab_size: int) -> dict[str, Any]:
+def _extensions(req: CommonRequestFields, vocab_size: int) -> dict[str, Any]:
     """vLLM's extension fields as SamplingOptions fields, token ids checked against the vocabulary."""
     if not isinstance(req, VLLMExtensions):
         return {}
@@ -111,7 +111,7 @@ def _extensions(req: SamplingFields, vocab_size: int) -> dict[str, Any]:
 
 
 def sampling_options(
-    req: SamplingFields,
+    req: CommonRequestFields,
     *,
     max_tokens: int,
     logprobs: int | None,

@@ -20,7 +20,7 @@ from server.engine.vllm import to_sampling_params
 from server.errors import APIError
 from server.openai.sampling import resolve_max_tokens, sampling_options
 from server.openai.schemas.chat import ChatCompletionRequest
-from server.openai.schemas.common import SamplingFields
+from server.openai.schemas.common import CommonRequestFields
 from server.openai.schemas.completions import CompletionRequest
 
 VOCAB_SIZE = 32000
@@ -70,7 +70,7 @@ prompt_lengths = st.integers(1, MAX_MODEL_LEN + 1)
 
 
 def map_all_choices(
-    req: SamplingFields, prompt_tokens: int, requested: int | None, logprobs: int | None
+    req: CommonRequestFields, prompt_tokens: int, requested: int | None, logprobs: int | None
 ) -> None:
     """What the routes do per choice, then what the engine does with each choice's options."""
     try:

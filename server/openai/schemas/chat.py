@@ -9,22 +9,22 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from server.openai.schemas.common import (
     JSON_INT,
     Bool,
+    CommonRequestFields,
     FinishReasonField,
-    SamplingFields,
+    LenientModel,
     StopReasonField,
-    StrictModel,
     Usage,
 )
 from server.openai.schemas.response_format import ResponseFormat
 from server.openai.schemas.vllm_extensions import ChatExtensions
 
 
-class TextPart(StrictModel):
+class TextPart(LenientModel):
     type: Literal["text"]
     text: str
 
 
-class ChatMessage(StrictModel):
+class ChatMessage(LenientModel):
     # "developer" is OpenAI's newer name for "system" (its o1 models and later); both mean the same here.
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart]
@@ -42,7 +42,7 @@ class ChatMessage(StrictModel):
 Conversation = Annotated[list[ChatMessage], Field(min_length=1)]
 
 
-class ChatRequestFields(SamplingFields, ChatExtensions):
+class ChatRequestFields(CommonRequestFields, ChatExtensions):
     """Everything of a chat request but its messages: shared by one conversation and a batch."""
 
     max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None

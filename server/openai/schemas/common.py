@@ -45,21 +45,23 @@ def _token_id_key(key: str) -> str:
 TokenIdKey = Annotated[str, AfterValidator(_token_id_key)]
 
 
-class StrictModel(BaseModel):
-    """Unknown fields are ignored, as OpenAI clients send extras (e.g. `user`) freely."""
+class LenientModel(BaseModel):
+    """Fields nobody defined are ignored, not refused: OpenAI clients send extras freely. A field we
+    know and do not honour is another matter: it is refused by name (vllm_extensions.REFUSALS)."""
 
     model_config = ConfigDict(extra="ignore")
 
 
-class StreamOptions(StrictModel):
+class StreamOptions(LenientModel):
     include_usage: Bool = False
     continuous_usage_stats: Bool = Field(
         False, description="vLLM's: with include_usage, every chunk also carries the usage so far."
     )
 
 
-class SamplingFields(StrictModel):
-    """Sampling parameters common to both endpoints; ranges follow OpenAI's and vLLM's docs."""
+class CommonRequestFields(LenientModel):
+    """What chat and completions both accept: the model, streaming, n, the timeout and the sampling
+    parameters; ranges follow OpenAI's and vLLM's docs."""
 
     model: str | None = None
     stream: Bool = False

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field, field_validator
 from server.openai.schemas.common import (
     JSON_INT,
     Bool,
+    CommonRequestFields,
     FinishReasonField,
-    SamplingFields,
     StopReasonField,
     Usage,
 )
@@ -32,7 +32,7 @@ def _is_token_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class CompletionRequest(SamplingFields, CompletionExtensions):
+class CompletionRequest(CommonRequestFields, CompletionExtensions):
     prompt: Prompt
     max_tokens: Annotated[int, Field(ge=0), JSON_INT] | None = Field(
         DEFAULT_MAX_TOKENS,

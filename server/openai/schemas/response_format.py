@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from server.openai.schemas.common import Bool, StrictModel
+from server.openai.schemas.common import Bool, LenientModel
 
 # A schema is a grammar the engine compiles per request: bounded like the rest of the input.
 MAX_SCHEMA_BYTES = 64 << 10
@@ -42,18 +42,18 @@ def check_schema_bounds(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-class ResponseFormatText(StrictModel):
+class ResponseFormatText(LenientModel):
     type: Literal["text"]
 
 
-class ResponseFormatJsonObject(StrictModel):
+class ResponseFormatJsonObject(LenientModel):
     """Any JSON object. As with OpenAI, also ask for JSON in the prompt: the grammar guarantees the
     syntax, not a useful content, and a model not told may write a long object of noise."""
 
     type: Literal["json_object"]
 
 
-class JsonSchemaSpec(StrictModel):
+class JsonSchemaSpec(LenientModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     description: str | None = None
     json_schema: dict[str, Any] = Field(
@@ -72,7 +72,7 @@ class JsonSchemaSpec(StrictModel):
         return check_schema_bounds(value)
 
 
-class ResponseFormatJsonSchema(StrictModel):
+class ResponseFormatJsonSchema(LenientModel):
     type: Literal["json_schema"]
     json_schema: JsonSchemaSpec
 

@@ -7,10 +7,10 @@ from typing import Annotated
 from pydantic import BaseModel, Field, model_validator
 
 from server.openai.schemas.chat import ChatMessage
-from server.openai.schemas.common import JSON_INT, Bool, StrictModel
+from server.openai.schemas.common import JSON_INT, Bool, LenientModel
 
 
-class TokenizeRequest(StrictModel):
+class TokenizeRequest(LenientModel):
     """Exactly one of `prompt` (a completions prompt) or `messages` (a chat, through the template)."""
 
     model: str | None = None
@@ -35,7 +35,7 @@ class TokenizeResponse(BaseModel):
     )
 
 
-class DetokenizeRequest(StrictModel):
+class DetokenizeRequest(LenientModel):
     model: str | None = None
     tokens: list[Annotated[int, Field(ge=0), JSON_INT]]
 

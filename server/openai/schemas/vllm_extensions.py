@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from server.openai.schemas.common import JSON_INT, Bool, Float, StrictModel
+from server.openai.schemas.common import JSON_INT, Bool, Float, LenientModel
 from server.openai.schemas.response_format import MAX_SCHEMA_BYTES, check_schema_bounds
 
 MAX_TOKEN_ID_LIST = 1024  # stop_token_ids, allowed_token_ids
@@ -95,14 +95,14 @@ REFUSALS: dict[str, Refusal] = {
 }
 
 
-class Refusals(StrictModel):
+class Refusals(LenientModel):
     """The one validator that applies REFUSALS to whichever of its fields a model declares."""
 
     @field_validator(*REFUSALS, check_fields=False)
     @classmethod
     def _refuse_what_is_not_provided(cls, value: Any, info: ValidationInfo) -> Any:
         name = info.field_name or ""
-        raw = value.model_dump(by_alias=True) if isinstance(value, StrictModel) else value
+        raw = value.model_dump(by_alias=True) if isinstance(value, LenientModel) else value
         refusal = REFUSALS[name]
         if not refusal.neutral(raw):
             raise ValueError(f"{refusal.why} Omit {name} or send its default.")
@@ -174,7 +174,7 @@ class StructuredOutputs(Refusals):
         return self
 
 
-class RepetitionDetection(StrictModel):
+class RepetitionDetection(LenientModel):
     max_pattern_size: Annotated[int, Field(ge=0), JSON_INT] = 0
     min_pattern_size: Annotated[int, Field(ge=0), JSON_INT] = 0
     min_count: Annotated[int, Field(ge=0), JSON_INT] = 0
