@@ -13,6 +13,7 @@ from server.engine import fanout
 from server.engine.base import GenerateRequest
 from server.http.auth import CallerDep
 from server.http.deps import ServerState, StateDep
+from server.http.openapi import GENERATION_ERRORS
 from server.http.respond import respond
 from server.observability.metrics import RequestTimer
 from server.openai import extensions
@@ -26,14 +27,9 @@ from server.openai.schemas.chat import (
     ChatMessage,
     ChatRequestFields,
 )
-from server.openai.schemas.common import ErrorResponse
 from server.prompt.template import Turn
 
 router = APIRouter(tags=["chat"])
-
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 503, 504)
-}
 
 
 def chat_prompt(body: ChatRequestFields, messages: list[ChatMessage], state: ServerState) -> list[int]:
@@ -121,7 +117,7 @@ def check_request(body: ChatRequestFields, state: ServerState, messages: int) ->
     return model
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERRORS)
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=GENERATION_ERRORS)
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:

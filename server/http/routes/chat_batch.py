@@ -11,8 +11,9 @@ from server.engine import fanout
 from server.errors import InvalidRequestError
 from server.http.auth import CallerDep
 from server.http.deps import StateDep
+from server.http.openapi import GENERATION_ERRORS
 from server.http.respond import respond
-from server.http.routes.chat import ERRORS, chat_context, chat_prompt, check_request, engine_request
+from server.http.routes.chat import chat_context, chat_prompt, check_request, engine_request
 from server.openai.bodies.chat import collect_chat
 from server.openai.schemas.chat import BatchChatCompletionRequest, ChatCompletion
 
@@ -38,7 +39,7 @@ def _check_batch(body: BatchChatCompletionRequest) -> None:
         )
 
 
-@router.post("/v1/chat/completions/batch", response_model=ChatCompletion, responses=ERRORS)
+@router.post("/v1/chat/completions/batch", response_model=ChatCompletion, responses=GENERATION_ERRORS)
 async def create_batch_chat_completion(
     body: BatchChatCompletionRequest, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:

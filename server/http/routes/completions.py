@@ -13,6 +13,7 @@ from server.engine.base import GenerateRequest
 from server.errors import InvalidRequestError
 from server.http.auth import CallerDep
 from server.http.deps import ServerState, StateDep
+from server.http.openapi import GENERATION_ERRORS
 from server.http.respond import respond
 from server.observability.metrics import RequestTimer
 from server.openai import extensions
@@ -21,14 +22,10 @@ from server.openai.bodies.extras import Extras
 from server.openai.bodies.logprobs import token_id_name
 from server.openai.outputs import check_stream, prompt_logprobs
 from server.openai.sampling import check_token_ids, sampling_options
-from server.openai.schemas.common import ErrorResponse
 from server.openai.schemas.completions import Completion, CompletionRequest
 
 router = APIRouter(tags=["completions"])
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 503, 504)
-}
 MAX_PROMPTS = 64
 
 
@@ -100,7 +97,7 @@ def _extras(
     )
 
 
-@router.post("/v1/completions", response_model=Completion, responses=_ERRORS)
+@router.post("/v1/completions", response_model=Completion, responses=GENERATION_ERRORS)
 async def create_completion(
     body: CompletionRequest, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:

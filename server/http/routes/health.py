@@ -7,6 +7,8 @@ after the engine died."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -14,17 +16,19 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from server import __version__
 from server.errors import EngineUnavailableError
 from server.http.deps import StateDep, app_state
+from server.http.openapi import error_responses
 from server.lifecycle import Phase
-from server.openai.schemas.common import ErrorResponse
 from server.openai.schemas.models import VersionInfo
 
 router = APIRouter(tags=["operations"])
+
+_ALIVE: dict[int | str, dict[str, Any]] = {200: {"description": "Alive; empty body."}, **error_responses(503)}
 
 
 @router.get(
     "/health",
     response_class=Response,
-    responses={200: {"description": "Alive; empty body."}, 503: {"model": ErrorResponse}},
+    responses=_ALIVE,
 )
 async def health(state: StateDep) -> Response:
     """200 while the engine is alive; 503 (raised by check_health) otherwise."""
@@ -32,12 +36,8 @@ async def health(state: StateDep) -> Response:
     return Response(status_code=200)
 
 
-@router.api_route(
-    "/ping",
-    methods=["GET", "POST"],
-    response_class=Response,
-    responses={200: {"description": "Alive; empty body."}, 503: {"model": ErrorResponse}},
-)
+@router.get("/ping", response_class=Response, responses=_ALIVE, operation_id="ping_get")
+@router.post("/ping", response_class=Response, responses=_ALIVE, operation_id="ping_post")
 async def ping(state: StateDep) -> Response:
     """SageMaker's liveness probe (GET or POST), which `vllm serve` answers as /health."""
     return await health(state)
@@ -46,7 +46,7 @@ async def ping(state: StateDep) -> Response:
 @router.get(
     "/ready",
     response_class=Response,
-    responses={200: {"description": "Serving; empty body."}, 503: {"model": ErrorResponse}},
+    responses={200: {"description": "Serving; empty body."}, **error_responses(503)},
 )
 async def ready(request: Request, state: StateDep) -> Response:
     lifecycle = app_state(request.app).lifecycle

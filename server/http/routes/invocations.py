@@ -16,18 +16,14 @@ from pydantic import BaseModel, ValidationError
 from server.errors import InvalidRequestError
 from server.http.auth import CallerDep
 from server.http.deps import StateDep
+from server.http.openapi import GENERATION_ERRORS
 from server.http.routes.chat import create_chat_completion
 from server.http.routes.completions import create_completion
 from server.openai.schemas.chat import ChatCompletionRequest
-from server.openai.schemas.common import ErrorResponse
 from server.openai.schemas.completions import CompletionRequest
 
 router = APIRouter(tags=["sagemaker"])
 Body = TypeVar("Body", bound=BaseModel)
-
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 503, 504)
-}
 
 
 def _parse(schema: type[Body], body: dict[str, Any]) -> Body:
@@ -39,7 +35,7 @@ def _parse(schema: type[Body], body: dict[str, Any]) -> Body:
         raise RequestValidationError(errors, body=body) from exc
 
 
-@router.post("/invocations", responses=_ERRORS)
+@router.post("/invocations", responses=GENERATION_ERRORS)
 async def invocations(request: Request, state: StateDep, caller: CallerDep) -> Response:
     try:
         body = json.loads(await request.body())

@@ -11,15 +11,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.http.deps import StateDep
-from server.openai.schemas.common import ErrorResponse
+from server.http.openapi import error_responses
 from server.openai.schemas.lora import LoadLoRAAdapterRequest, UnloadLoRAAdapterRequest
 from server.openai.schemas.models import ModelObject
 
 router = APIRouter(tags=["lora"])
-_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorResponse} for code in (400, 401, 404)}
+ERRORS = error_responses(400, 401, 404)
 
 
-@router.post("/v1/load_lora_adapter", responses=_ERRORS)
+@router.post("/v1/load_lora_adapter", responses=ERRORS)
 async def load_lora_adapter(body: LoadLoRAAdapterRequest, state: StateDep) -> ModelObject:
     """Load an adapter and serve it under `lora_name`; answers with its /v1/models entry."""
     adapter = await state.engine.add_adapter(body.lora_name, body.lora_path)
@@ -33,7 +33,7 @@ async def load_lora_adapter(body: LoadLoRAAdapterRequest, state: StateDep) -> Mo
     )
 
 
-@router.post("/v1/unload_lora_adapter", responses=_ERRORS)
+@router.post("/v1/unload_lora_adapter", responses=ERRORS)
 async def unload_lora_adapter(body: UnloadLoRAAdapterRequest, state: StateDep) -> dict[str, str]:
     await state.engine.remove_adapter(body.lora_name)
     return {"id": body.lora_name, "object": "lora_adapter", "status": "unloaded"}

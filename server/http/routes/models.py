@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from server.errors import ModelNotFoundError
 from server.http.deps import ServerState, StateDep
-from server.openai.schemas.common import ErrorResponse
+from server.http.openapi import error_responses
 from server.openai.schemas.models import ModelList, ModelObject
 
 router = APIRouter(tags=["models"])
@@ -30,7 +30,7 @@ async def list_models(state: StateDep) -> ModelList:
     return ModelList(data=_models(state))
 
 
-@router.get("/v1/models/{model_id:path}", responses={404: {"model": ErrorResponse}})
+@router.get("/v1/models/{model_id:path}", responses=error_responses(404))
 async def get_model(model_id: str, state: StateDep) -> ModelObject:
     found = next((m for m in _models(state) if m.id == model_id), None)
     if found is None:

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 
 from server.admission import input_limits
 from server.http.deps import StateDep
+from server.http.openapi import error_responses
 from server.openai.sampling import check_token_ids
-from server.openai.schemas.common import ErrorResponse
 from server.openai.schemas.tokenize import (
     DetokenizeRequest,
     DetokenizeResponse,
@@ -20,10 +20,10 @@ from server.prompt.template import Turn
 
 router = APIRouter(tags=["tokenize"])
 
-_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorResponse} for code in (400, 401, 404)}
+ERRORS = error_responses(400, 401, 404)
 
 
-@router.post("/tokenize", responses=_ERRORS)
+@router.post("/tokenize", responses=ERRORS)
 async def tokenize(body: TokenizeRequest, state: StateDep) -> TokenizeResponse:
     state.check_model(body.model)
     if body.messages is not None:
@@ -41,7 +41,7 @@ async def tokenize(body: TokenizeRequest, state: StateDep) -> TokenizeResponse:
     )
 
 
-@router.post("/detokenize", responses=_ERRORS)
+@router.post("/detokenize", responses=ERRORS)
 async def detokenize(body: DetokenizeRequest, state: StateDep) -> DetokenizeResponse:
     state.check_model(body.model)
     check_token_ids(body.tokens, state.engine.model_card.vocab_size, "tokens")

@@ -1,0 +1,16 @@
+"""What the OpenAPI document says a route can answer besides success: each listed status with the
+OpenAI error body (the statuses come from server/errors.py's table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.openai.schemas.common import ErrorResponse
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+# The generating routes: bad input, key, model, body size, admission, engine, deadline.
+GENERATION_ERRORS = error_responses(400, 401, 404, 413, 429, 503, 504)
