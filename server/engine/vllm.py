@@ -1,4 +1,5 @@
-"""The Engine protocol on vLLM's AsyncLLM (v1), in-process. The only module that imports vllm.
+"""The Engine protocol on vLLM's AsyncLLM (v1), in-process. Only this module and its vllm_*.py
+helpers import vllm.
 
 Supports vLLM 0.26 (the GPU image) through 0.32 (the CPU wheel); the differences that matter here:
 0.32's validation errors are VLLMValidationError, no longer a ValueError, and 0.26 hands back the

@@ -4,7 +4,7 @@ path, so nothing in it goes through pydantic.
 The fields that never change within a stream (id, object, created, model, system_fingerprint) are
 encoded once per request; each event encodes only its choice, a small dict, with orjson. For these
 shapes orjson writes the same bytes as pydantic's `model_dump_json(exclude_unset=True)` of the
-response models in server/schemas (key order, compact separators, unescaped UTF-8, float digits,
+response models in server/openai/schemas (key order, compact separators, unescaped UTF-8, float digits,
 inf/nan as null): the choice dicts hold every required key (null where OpenAI's spec allows it, as
 `finish_reason` before the last chunk) and the optional ones only when set, and
 tests/unit/test_render_stream.py holds the two equal.
