@@ -33,8 +33,8 @@ from server.http.middleware.drain import LifecycleMiddleware
 from server.http.routes import chat, chat_batch, completions, health, invocations, models, page, tokenize
 from server.http.routes import lora as lora_admin
 from server.lifecycle import Lifecycle
-from server.observability.access_log import AccessLogMiddleware
-from server.observability.metrics import HTTPMetricsMiddleware, ServerMetrics
+from server.observability.metrics import ServerMetrics
+from server.observability.middleware import ObserveMiddleware
 from server.prompt.template import ChatTemplate
 from server.prompt.tokenizer import Tokenizer
 
@@ -116,8 +116,8 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, metrics=metrics)
     app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)
     install_cors(app, settings)
-    app.add_middleware(AccessLogMiddleware, log_content=settings.log_request_content)
-    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)  # outermost: it counts every answer
+    # Outermost: it counts and logs every answer, those of the middlewares above included.
+    app.add_middleware(ObserveMiddleware, metrics=metrics, log_content=settings.log_request_content)
     for module in (chat, chat_batch, completions, invocations, models, tokenize):
         app.include_router(module.router, dependencies=[Depends(get_caller)])
     if settings.allow_runtime_lora:  # reads host paths into the engine: only when asked for

@@ -1,4 +1,4 @@
-"""Prometheus collectors, one registry per app (no module-level state but one context variable).
+"""Prometheus collectors, one registry per app (no module-level state).
 
 Names follow vLLM's where one exists (`vllm:time_to_first_token_seconds` is our
 `mixtral_time_to_first_token_seconds`), under our own prefix; the README lists them all. Label
@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from contextvars import ContextVar
-from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.engine.base import Engine, EngineStats, StepTimings
 from server.observability import request_context
+from server.observability.request_context import RequestContext
 
 PREFIX = "mixtral"
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -66,38 +64,23 @@ class ServerMetrics:
         )
         self.prompt_tokens = Counter(f"{PREFIX}_prompt_tokens", "Prompt tokens processed.", registry=r)
         self.generation_tokens = Counter(f"{PREFIX}_generation_tokens", "Tokens generated.", registry=r)
-        self.ttft = Histogram(
-            f"{PREFIX}_time_to_first_token_seconds",
-            "Time to first token.",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.ttft = self._histogram("time_to_first_token_seconds", "Time to first token.", _LATENCY_BUCKETS)
+        self.e2e = self._histogram("e2e_request_latency_seconds", "Request latency.", _LATENCY_BUCKETS)
+        self.generation_tokens_per_request = self._histogram(
+            "request_generation_tokens", "Generated tokens per request.", _TOKEN_BUCKETS
         )
-        self.e2e = Histogram(
-            f"{PREFIX}_e2e_request_latency_seconds", "Request latency.", buckets=_LATENCY_BUCKETS, registry=r
+        self.prompt_tokens_per_request = self._histogram(
+            "request_prompt_tokens", "Prompt tokens per request.", _TOKEN_BUCKETS
         )
-        self.generation_tokens_per_request = Histogram(
-            f"{PREFIX}_request_generation_tokens",
-            "Generated tokens per request.",
-            buckets=_TOKEN_BUCKETS,
-            registry=r,
-        )
-        self.prompt_tokens_per_request = Histogram(
-            f"{PREFIX}_request_prompt_tokens",
-            "Prompt tokens per request.",
-            buckets=_TOKEN_BUCKETS,
-            registry=r,
-        )
-        self.inter_token_latency = Histogram(
-            f"{PREFIX}_inter_token_latency_seconds",
+        self.inter_token_latency = self._histogram(
+            "inter_token_latency_seconds",
             "Time between two tokens of one sequence, as the engine produced them.",
-            buckets=_ITL_BUCKETS,
-            registry=r,
+            _ITL_BUCKETS,
         )
-        self.queue_time = Histogram(
-            f"{PREFIX}_request_queue_time_seconds",
+        self.queue_time = self._histogram(
+            "request_queue_time_seconds",
             "Time an engine request waited before it was first scheduled.",
-            buckets=_QUEUE_BUCKETS,
-            registry=r,
+            _QUEUE_BUCKETS,
         )
         self.rejections = Counter(
             f"{PREFIX}_rejected_requests",
@@ -125,6 +108,9 @@ class ServerMetrics:
         self.waiting = self._engine_gauge("num_requests_waiting", "Requests waiting for the engine.")
         self.kv_cache_usage = self._engine_gauge("kv_cache_usage_perc", "KV-cache usage, 0 to 1.")
 
+    def _histogram(self, name: str, documentation: str, buckets: tuple[float, ...]) -> Histogram:
+        return Histogram(f"{PREFIX}_{name}", documentation, buckets=buckets, registry=self.registry)
+
     def _engine_gauge(self, name: str, documentation: str) -> Gauge:
         name = f"{PREFIX}_{name}"
         return Gauge(name, documentation, registry=self.registry, multiprocess_mode="mostrecent")
@@ -145,9 +131,14 @@ class ServerMetrics:
         for seconds in timings.queue_times:
             self.queue_time.observe(seconds)
 
-    def count_request(self, endpoint: str, status: int, outcome: RequestOutcome) -> None:
-        labels = {"endpoint": endpoint, "model": self.model, "status": str(status)}
-        self.requests.labels(**labels, finish_reason=outcome.finish_reason(status)).inc()
+    def count_exchange(self, context: RequestContext) -> None:
+        """Called by the observing middleware when an HTTP exchange has ended."""
+        status = str(context.status)
+        self.http_requests.labels(route=context.route, status=status).inc()
+        self.api_server_requests.inc()
+        if context.route in GENERATION_ROUTES:
+            labels = {"endpoint": context.route, "model": self.model, "status": status}
+            self.requests.labels(**labels, finish_reason=context.finish_reason()).inc()
 
     def render(self) -> bytes:
         """The exposition text: this process's registry, or every front end's series."""
@@ -156,31 +147,6 @@ class ServerMetrics:
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(merged)
-
-
-@dataclass(slots=True)
-class RequestOutcome:
-    """How one HTTP request ended, pieced together by the two parts that see it: the HTTP middleware
-    (status, whether the client left first) and the request's RequestTimer (finish reasons)."""
-
-    finish_reasons: list[str] | None = None  # set once the answer ran to its end
-    disconnected: bool = False  # the client left before the response was complete
-    responded: bool = False
-
-    def finish_reason(self, status: int) -> str:
-        """One value per request: `length` if any choice hit its token limit, else `stop`; `abort` if
-        the client left first; `error` if it failed after the response began; `none` if refused or
-        failed before (the status says why)."""
-        if self.finish_reasons:
-            return "length" if "length" in self.finish_reasons else "stop"
-        if self.disconnected:
-            return "abort"
-        return "error" if status == 200 else "none"
-
-
-# The middleware owns one RequestOutcome per HTTP request; the RequestTimer, deep in the handler or
-# its stream (child tasks copy the context, so they see the same object), reports into it.
-_OUTCOME: ContextVar[RequestOutcome | None] = ContextVar("mixtral_request_outcome", default=None)
 
 
 class RequestTimer:
@@ -206,49 +172,4 @@ class RequestTimer:
         reasons = list(finish_reasons)
         for reason in reasons:
             m.request_success.labels(finish_reason=reason).inc()
-        outcome = _OUTCOME.get()
-        if outcome is not None:
-            outcome.finish_reasons = reasons
         request_context.record_usage(prompt_tokens, completion_tokens, reasons)
-
-
-class HTTPMetricsMiddleware:
-    """Counts responses by route template (bounded labels) and status, and generation requests by
-    outcome; pure ASGI, so streams pass through untouched."""
-
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        outcome = RequestOutcome()
-        token = _OUTCOME.set(outcome)
-
-        async def receive_wrapper() -> Message:
-            message = await receive()
-            if message["type"] == "http.disconnect" and not outcome.responded:
-                outcome.disconnected = True
-            return message
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                outcome.responded = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive_wrapper, send_wrapper)
-        finally:
-            _OUTCOME.reset(token)
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            self.metrics.http_requests.labels(route=path, status=str(status)).inc()
-            self.metrics.api_server_requests.inc()
-            if path in GENERATION_ROUTES:
-                self.metrics.count_request(path, status, outcome)

@@ -1,15 +1,18 @@
-"""What one HTTP request has told the server about itself, for its log line: its id, the API key's
-name, the engine requests it ran, and their token counts and finish reasons.
+"""One record per HTTP exchange, kept by the observing middleware (server/observability/middleware.py)
+and read when the exchange ends, for its metrics and its access line.
 
-The access-log middleware (server/observability/access_log.py) opens one RequestContext per request; the code
-that learns each fact, deep in a handler or its stream, reports it here rather than passing it up
-through return values. Child tasks copy the context, so a stream's tasks report into the same object.
-Outside a request (the warm-up, tests calling a handler directly) every report is a no-op.
+Two kinds of fact go into it. What the wire shows (status, first byte, whether the client left
+first, and with --log-request-content the bodies) the middleware notes as messages pass. What only
+the handler learns (the API key's name, the engine requests it ran, their token counts and finish
+reasons) the code that learns it reports here, deep in a handler or its stream, rather than passing
+it up through return values. Child tasks copy the context, so a stream's tasks report into the same
+object. Outside a request (the warm-up, tests calling a handler directly) every report is a no-op.
 """
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -25,11 +28,33 @@ _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 @dataclass(slots=True)
 class RequestContext:
     request_id: str
+    method: str = ""
+    client: str | None = None
+    route: str = "unmatched"  # the route template, once the router has matched one
+    start: float = field(default_factory=time.perf_counter)
+    # Reported by the handler and its stream.
     api_key: str | None = None  # the key's name, never the key
     engine_request_ids: list[str] = field(default_factory=list)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    finish_reasons: list[str] | None = None
+    finish_reasons: list[str] | None = None  # set once the answer ran to its end
+    # Seen on the wire.
+    status: int = 500  # if the app raised before it responded
+    first_byte: float | None = None
+    responded: bool = False  # the last body message has gone out
+    disconnected: bool = False  # the client left before the response was complete
+    request_body: bytearray | None = None  # kept only with --log-request-content
+    response_body: bytearray | None = None
+
+    def finish_reason(self) -> str:
+        """One value per request: `length` if any choice hit its token limit, else `stop`; `abort` if
+        the client left first; `error` if it failed after the response began; `none` if refused or
+        failed before (the status says why)."""
+        if self.finish_reasons:
+            return "length" if "length" in self.finish_reasons else "stop"
+        if self.disconnected:
+            return "abort"
+        return "error" if self.status == 200 else "none"
 
 
 _CURRENT: ContextVar[RequestContext | None] = ContextVar("mixtral_request_context", default=None)

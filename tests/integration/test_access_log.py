@@ -13,7 +13,7 @@ import pytest
 
 from server.engine.base import Engine
 from tests.app_client import app_client
-from tests.helpers import chat, stream_events
+from tests.helpers import chat, metric_value, stream_events
 from tests.log_capture import Capture, captured_logs
 
 pytestmark = pytest.mark.engine
@@ -91,3 +91,24 @@ async def test_with_log_request_content_the_bodies_are_logged(engine: Engine) ->
     (record,) = logs.access()
     assert marker in record.request_body  # type: ignore[attr-defined]
     assert record.response_body == response.text  # type: ignore[attr-defined]
+
+
+async def test_refusals_of_the_inner_middlewares_are_counted_and_logged_as_the_client_saw_them(
+    engine: Engine,
+) -> None:
+    """The observer sits outside the body limit and the drain: their 413 and 503, sent before any
+    route matched, reach the metrics and the access line with their status and the request's id."""
+    async with app_client(engine, max_body_bytes=2048) as http:
+        with captured_logs() as logs:
+            too_large = await http.post(CHAT, json=chat("x" * 4096), headers={"X-Request-Id": "big-1"})
+            http.app_state.lifecycle.begin_drain()  # type: ignore[attr-defined]
+            draining = await http.post(CHAT, json=chat("x"), headers={"X-Request-Id": "late-1"})
+        metrics = (await http.get("/metrics")).text
+    assert (too_large.status_code, draining.status_code) == (413, 503)
+    for response, request_id in ((too_large, "big-1"), (draining, "late-1")):
+        assert response.headers["x-request-id"] == request_id
+        line = the_line(logs, request_id)
+        assert (line["path"], line["status"]) == ("unmatched", response.status_code)
+        labels = f'route="unmatched",status="{response.status_code}"'
+        assert metric_value(metrics, "mixtral_http_requests_total", labels) == 1
+    assert 'mixtral_requests_total{endpoint="' not in metrics  # no route: not a generation request

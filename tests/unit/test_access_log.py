@@ -18,8 +18,9 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from server.observability import request_context
-from server.observability.access_log import AccessLogMiddleware
 from server.observability.logs import JsonFormatter, TextFormatter
+from server.observability.metrics import ServerMetrics
+from server.observability.middleware import ObserveMiddleware
 from tests.log_capture import captured_logs
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
@@ -46,7 +47,7 @@ def small_app(log_content: bool = False) -> FastAPI:
 
         return StreamingResponse(body())
 
-    app.add_middleware(AccessLogMiddleware, log_content=log_content)
+    app.add_middleware(ObserveMiddleware, metrics=ServerMetrics(), log_content=log_content)
     return app
 
 
@@ -151,7 +152,7 @@ async def test_a_handler_that_raises_is_logged_as_500() -> None:
     async def boom() -> None:
         raise RuntimeError("boom")
 
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(ObserveMiddleware, metrics=ServerMetrics())
     with captured_logs() as logs:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test"

@@ -1,4 +1,5 @@
-"""mixtral_requests_total's finish_reason for the requests that never finish normally.
+"""mixtral_requests_total's finish_reason (and the access line) for the requests that never finish
+normally.
 
 The real engine's tests (tests/integration/test_metrics.py) cover answers that run to the end and
 requests refused before the engine. A client leaving mid-request cannot be made over httpx's ASGI
@@ -22,8 +23,11 @@ from server.http.disconnect import cancel_on_disconnect
 from server.http.error_handlers import install_error_handlers
 from server.http.streaming import EventStream
 from server.lifecycle import Lifecycle
-from server.observability.metrics import HTTPMetricsMiddleware, RequestOutcome, ServerMetrics
+from server.observability.metrics import ServerMetrics
+from server.observability.middleware import ObserveMiddleware
+from server.observability.request_context import RequestContext
 from tests.helpers import metric_value
+from tests.log_capture import captured_logs
 
 CHAT = "/v1/chat/completions"
 
@@ -45,15 +49,15 @@ CHAT = "/v1/chat/completions"
 def test_one_finish_reason_per_request(
     reasons: list[str] | None, disconnected: bool, status: int, expected: str
 ) -> None:
-    outcome = RequestOutcome(finish_reasons=reasons, disconnected=disconnected)
-    assert outcome.finish_reason(status) == expected
+    context = RequestContext("r", finish_reasons=reasons, disconnected=disconnected, status=status)
+    assert context.finish_reason() == expected
 
 
 def _app(metrics: ServerMetrics) -> FastAPI:
     app = FastAPI()
     app.state.mixtral = AppState(Settings(), Lifecycle(shutdown_timeout=1), metrics, keys=None)
     install_error_handlers(app)
-    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
+    app.add_middleware(ObserveMiddleware, metrics=metrics)
 
     @app.post(CHAT)
     async def handler(request: Request) -> Response:
@@ -104,11 +108,16 @@ def _requests(metrics: ServerMetrics, status: int, finish_reason: str) -> float:
     return metric_value(text, "mixtral_requests_total", labels)
 
 
-async def test_a_client_that_leaves_before_the_answer_is_counted_as_abort() -> None:
+async def test_a_client_that_leaves_before_the_answer_is_counted_as_abort_and_logged_as_gone() -> None:
     metrics = ServerMetrics(model="m")
-    sent = await _call(_app(metrics), b"", client_leaves=True)
+    with captured_logs() as logs:
+        sent = await _call(_app(metrics), b"", client_leaves=True)
     assert sent[0]["status"] == 499
     assert _requests(metrics, 499, "abort") == 1
+    (line,) = logs.access()  # the metric and the line are read from one record
+    assert (line.path, line.status, line.client_disconnected) == (CHAT, 499, True)  # type: ignore[attr-defined]
+    assert line.finish_reasons is None  # type: ignore[attr-defined]
+    assert dict(sent[0]["headers"])[b"x-request-id"] == line.request_id.encode()  # type: ignore[attr-defined]
 
 
 async def test_a_stream_that_fails_after_it_began_is_counted_as_error() -> None:
