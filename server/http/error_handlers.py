@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import (
     APIError,
@@ -39,7 +40,40 @@ _HTTP_STATUS_ERRORS: dict[int, type[APIError]] = {
 }
 
 
+class UnexpectedErrorMiddleware:
+    """An exception no handler expected becomes the table's 500 here, inside the app's middleware,
+    so the answer still passes the observing middleware: it carries X-Request-Id, and the metrics
+    and the access line count it. (Starlette answers such exceptions in its outermost middleware,
+    past ours; that handler stays as the backstop for a failure in a middleware outside this one.)
+    A response already started cannot be replaced: the exception goes on and the connection is cut
+    (a stream reports its own failures as an SSE error event first; see streaming.py)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except Exception:
+            if started:
+                raise
+            logger.exception("unhandled error")
+            await error_response(EngineError("Internal server error."))(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers, and UnexpectedErrorMiddleware innermost of the app's middleware."""
+
     async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, APIError)
         return error_response(exc)
@@ -69,3 +103,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+    app.add_middleware(UnexpectedErrorMiddleware)

@@ -25,8 +25,11 @@ from server.errors import (
     kind_of,
 )
 from server.http.error_handlers import install_error_handlers
+from server.observability.metrics import ServerMetrics
+from server.observability.middleware import ObserveMiddleware
 from server.openai.schemas.chat import ChatCompletionRequest
 from server.openai.schemas.completions import CompletionRequest
+from tests.helpers import metric_value
 
 RAISED: dict[str, APIError] = {
     "invalid": InvalidRequestError("bad value", param="temperature"),
@@ -316,3 +319,24 @@ def test_error_body_shape() -> None:
 def test_explicit_code_overrides_the_default_code() -> None:
     assert ModelNotFoundError("x", code="other").code == "other"
     assert ModelNotFoundError("x").code == "model_not_found"
+
+
+def test_an_unexpected_exception_is_observed_like_any_answer() -> None:
+    """The 500 is made inside the app's middleware, so it carries the request id and is counted."""
+    metrics = ServerMetrics()
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(ObserveMiddleware, metrics=metrics)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    response = TestClient(app, raise_server_exceptions=False).get(
+        "/boom", headers={"x-request-id": "trace-7"}
+    )
+    assert response.status_code == 500
+    assert assert_openai_error(response.json(), type_="server_error")["message"] == "Internal server error."
+    assert response.headers["x-request-id"] == "trace-7"
+    exposition = metrics.render().decode()
+    assert metric_value(exposition, "mixtral_http_requests_total", 'route="/boom",status="500"') == 1
