@@ -94,10 +94,6 @@ class TinyModel:
 TINY_MIXTRAL = TinyModel("tiny-mixtral", TINY_CONFIG)
 
 
-def tiny_model_dirname() -> str:
-    return TINY_MIXTRAL.dirname()
-
-
 def write_mistral_v1_tokenizer(
     directory: Path, chat_template: str | None = MIXTRAL_INSTRUCT_V01, extra_pieces: tuple[str, ...] = ()
 ) -> None:
