@@ -15,11 +15,14 @@ from typing import Any
 from server.engine.base import Delta
 from server.engine.fanout import DeltaStream
 from server.observability.metrics import RequestTimer
+from server.openai.bodies import common
 from server.openai.bodies.chunks import ChunkEncoder, usage
-from server.openai.bodies.extras import Counts, Extras
-from server.openai.bodies.logprobs import chat_entry, chat_logprobs, prompt_logprobs_field
+from server.openai.bodies.common import CacheHits, Counts
+from server.openai.bodies.extras import Extras
+from server.openai.bodies.logprobs import chat_entry, chat_logprobs
 
 Deltas = DeltaStream
+KIND = "chat.completion.chunk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,35 +57,28 @@ def _chunk_choice(ctx: ChatContext, index: int, delta: Delta) -> dict[str, Any]:
     return choice
 
 
-async def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> AsyncGenerator[bytes, None]:
-    """Yields each event's JSON: role chunks once output starts, content chunks, then usage if asked for."""
+def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> AsyncGenerator[bytes, None]:
+    """Each event's JSON: role chunks once output starts, content chunks, then usage if asked for.
+    A plain function handing out the loop itself, so that no generator sits between it and the
+    SSE writer."""
+    encoder = common.encoder(ctx, KIND)
     if ctx.extras is not None or ctx.echo:
-        async for event in _stream_extended(ctx, ctx.extras or Extras([[]]), deltas, include_usage):
-            yield event
-        return
-    encoder = ChunkEncoder(ctx.id, "chat.completion.chunk", ctx.created, ctx.model, ctx.system_fingerprint)
-    completion_tokens = 0
-    cached = 0
-    reasons: list[str] = []
-    role_sent = False
-    async with contextlib.aclosing(deltas):
-        async for index, delta in deltas:
-            if not role_sent:
-                # With the first output, not before the prefill, as OpenAI and vLLM do: clients and
-                # benchmarks take the first chunk with choices as the first token (TTFT).
-                role_sent = True
-                for i in range(ctx.n):
-                    yield encoder.choice(_opening_choice(i, {"role": "assistant", "content": ""}))
-            completion_tokens += len(delta.token_ids)
-            ctx.timer.token()
-            if delta.finish_reason:
-                reasons.append(delta.finish_reason)
-                cached = delta.num_cached_prompt_tokens if index == 0 else cached
-            if delta.text or delta.finish_reason or delta.logprobs:
-                yield encoder.choice(_chunk_choice(ctx, index, delta))
-    if include_usage:
-        yield encoder.usage(ctx.prompt_tokens, completion_tokens, cached)
-    ctx.timer.finish(ctx.prompt_tokens, completion_tokens, reasons)
+        extras = ctx.extras or Extras([[]])
+        counts = Counts([ctx.prompt_tokens], ctx.n)
+        return common.stream_extended(
+            ctx,
+            encoder,
+            deltas,
+            include_usage,
+            counts,
+            extras,
+            _extended_choice,
+            ctx,
+            at_first=lambda: _opening(ctx, extras, encoder, counts),
+        )
+    roles = [encoder.choice(_opening_choice(i, {"role": "assistant", "content": ""})) for i in range(ctx.n)]
+    cache = CacheHits(ctx.n, 1)  # every choice answers the one prompt
+    return common.stream_plain(ctx, encoder, deltas, include_usage, cache, _chunk_choice, ctx, at_first=roles)
 
 
 async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
@@ -92,7 +88,7 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
     reasons: list[str | None] = [None] * ctx.n
     stops: list[int | str | None] = [None] * ctx.n
     completion_tokens = 0
-    cached = 0
+    cache = CacheHits(ctx.n, 1)  # choice 0's hits: of a batch, its first conversation's
     top_n = ctx.top_logprobs
     token_ids: list[list[int]] = [[] for _ in range(ctx.n)]
     prompt_logprobs: list[Any] = []
@@ -104,15 +100,14 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
             if ctx.extras is not None:
                 token_ids[index] += delta.token_ids
                 prompt_logprobs += delta.prompt_logprobs or [] if index == 0 else []
-            if index == 0:
-                cached = delta.num_cached_prompt_tokens
             if top_n is not None and delta.logprobs:
                 entries[index].extend(chat_entry(e, top_n, ctx.tokens_by_id) for e in delta.logprobs)
             if delta.finish_reason:
                 reasons[index] = delta.finish_reason
                 stops[index] = delta.stop_reason
+                cache.note(index, delta)
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, [r for r in reasons if r])
-    choices = [
+    choices: list[dict[str, Any]] = [
         {
             "index": i,
             "message": {"role": "assistant", "content": ctx.echo + "".join(texts[i]), "refusal": None},
@@ -123,71 +118,35 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
         }
         for i in range(ctx.n)
     ]
-    body = {
-        "id": ctx.id,
-        "object": "chat.completion",
-        "created": ctx.created,
-        "model": ctx.model,
-        "choices": choices,
-        "usage": usage(ctx.prompt_tokens, completion_tokens, cached),
-        "system_fingerprint": ctx.system_fingerprint,
+    body = common.answer(
+        ctx, "chat.completion", choices, usage(ctx.prompt_tokens, completion_tokens, cache.total())
+    )
+    body.update(
         # Null, as vLLM sends them: the openai SDK's objects have no attribute for an absent extra
         # field, so `completion.prompt_logprobs` would raise instead of giving None.
-        "prompt_logprobs": None,
-        "prompt_token_ids": None,
-    }
-    if ctx.extras is not None:
-        _add_fields(ctx.extras, body, token_ids, prompt_logprobs)
+        prompt_logprobs=None,
+        prompt_token_ids=None,
+    )
+    extras = ctx.extras
+    if extras is not None:  # vLLM's fields, where asked for: token_ids per choice, the prompt's at the top
+        if extras.return_token_ids:
+            for choice, ids in zip(choices, token_ids, strict=True):
+                choice["token_ids"] = ids
+        body.update(common.prompt_fields(extras, prompt_logprobs, extras.prompt_ids[0]))
     return body
 
 
-def _add_fields(
-    extras: Extras, body: dict[str, Any], token_ids: list[list[int]], prompt_logprobs: list[Any]
-) -> None:
-    """vLLM's fields of a whole answer, where asked for: token_ids per choice, the prompt's at the top."""
-    if extras.return_token_ids:
-        for choice, ids in zip(body["choices"], token_ids, strict=True):
-            choice["token_ids"] = ids
-    if extras.prompt_logprobs is not None:
-        body["prompt_logprobs"] = prompt_logprobs_field(prompt_logprobs, extras.prompt_logprobs)
-    if extras.return_token_ids:
-        body["prompt_token_ids"] = extras.prompt_ids[0]
-
-
-async def _stream_extended(
-    ctx: ChatContext, extras: Extras, deltas: Deltas, include_usage: bool
-) -> AsyncGenerator[bytes, None]:
-    """As vLLM streams with its extensions: prompt_token_ids on the role chunks, the echoed text
-    next, token_ids on every chunk and, with continuous usage, the usage so far on each."""
-    encoder = ChunkEncoder(ctx.id, "chat.completion.chunk", ctx.created, ctx.model, ctx.system_fingerprint)
-    counts = Counts([ctx.prompt_tokens], ctx.n)
-    reasons: list[str] = []
-    role_sent = False
-    async with contextlib.aclosing(deltas):
-        async for index, delta in deltas:
-            counts.add(index, delta)
-            if not role_sent:
-                role_sent = True
-                for event in _opening(ctx, extras, encoder, counts):
-                    yield event
-            ctx.timer.token()
-            if delta.finish_reason:
-                reasons.append(delta.finish_reason)
-            if (
-                delta.text
-                or delta.finish_reason
-                or delta.logprobs
-                or (extras.return_token_ids and delta.token_ids)
-            ):
-                choice = _chunk_choice(ctx, index, delta)
-                if extras.return_token_ids:
-                    choice["token_ids"] = delta.token_ids
-                usage_now = {"usage": counts.usage_of(index)} if extras.continuous_usage else {}
-                yield encoder.choice_with(choice, usage_now)
-    completion_tokens = sum(counts.completion)
-    if include_usage:
-        yield encoder.usage(ctx.prompt_tokens, completion_tokens, counts.cached[0])
-    ctx.timer.finish(ctx.prompt_tokens, completion_tokens, reasons)
+def _extended_choice(ctx: ChatContext, index: int, delta: Delta) -> dict[str, Any] | None:
+    """With token ids asked for, a delta of ids alone (part of a character) is a chunk too."""
+    extras = ctx.extras
+    if (
+        delta.text
+        or delta.finish_reason
+        or delta.logprobs
+        or (extras and extras.return_token_ids and delta.token_ids)
+    ):
+        return _chunk_choice(ctx, index, delta)
+    return None
 
 
 def _opening_choice(index: int, delta: dict[str, str]) -> dict[str, Any]:
@@ -197,15 +156,12 @@ def _opening_choice(index: int, delta: dict[str, str]) -> dict[str, Any]:
 
 def _opening(ctx: ChatContext, extras: Extras, encoder: ChunkEncoder, counts: Counts) -> list[bytes]:
     """The role chunk of every choice (with the prompt's ids), then the echoed text of each."""
-    events: list[bytes] = []
-    for i in range(ctx.n):
-        fields: dict[str, Any] = (
-            {"usage": usage(ctx.prompt_tokens, 0, counts.cached[0])} if extras.continuous_usage else {}
-        )
-        if extras.return_token_ids:
-            fields["prompt_token_ids"] = extras.prompt_ids[0]
-        events.append(encoder.choice_with(_opening_choice(i, {"role": "assistant", "content": ""}), fields))
+    so_far = {"usage": usage(ctx.prompt_tokens, 0, counts.hits[0])} if extras.continuous_usage else {}
+    ids = {"prompt_token_ids": extras.prompt_ids[0]} if extras.return_token_ids else {}
+    events = [
+        encoder.choice_with(_opening_choice(i, {"role": "assistant", "content": ""}), so_far | ids)
+        for i in range(ctx.n)
+    ]
     for i in range(ctx.n) if ctx.echo else ():
-        fields = {"usage": usage(ctx.prompt_tokens, 0, counts.cached[0])} if extras.continuous_usage else {}
-        events.append(encoder.choice_with(_opening_choice(i, {"content": ctx.echo}), fields))
+        events.append(encoder.choice_with(_opening_choice(i, {"content": ctx.echo}), so_far))
     return events

@@ -14,11 +14,14 @@ from typing import Any
 from server.engine.base import Delta
 from server.engine.fanout import DeltaStream
 from server.observability.metrics import RequestTimer
-from server.openai.bodies.chunks import ChunkEncoder, usage
-from server.openai.bodies.extras import Counts, Extras, cached_tokens
-from server.openai.bodies.logprobs import CompletionLogprobsBuilder, prompt_logprobs_field
+from server.openai.bodies import common
+from server.openai.bodies.chunks import usage
+from server.openai.bodies.common import CacheHits, Counts
+from server.openai.bodies.extras import Extras
+from server.openai.bodies.logprobs import CompletionLogprobsBuilder
 
 Deltas = DeltaStream
+KIND = "text_completion"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,7 @@ def _builders(ctx: CompletionContext) -> list[CompletionLogprobsBuilder] | None:
 
 
 def _chunk_choice(
-    index: int, delta: Delta, builders: list[CompletionLogprobsBuilder] | None
+    builders: list[CompletionLogprobsBuilder] | None, index: int, delta: Delta
 ) -> dict[str, Any]:
     """CompletionChoice: `logprobs` and `finish_reason` are null when they have no value, as in the
     whole answer (OpenAI's stream and whole answer share one shape); the last chunk also says what
@@ -63,69 +66,53 @@ def _chunk_choice(
     return choice
 
 
-async def stream_completion(
+def stream_completion(
     ctx: CompletionContext, deltas: Deltas, include_usage: bool
 ) -> AsyncGenerator[bytes, None]:
-    """Yields each event's JSON: the echoed prompts, text chunks, then usage if asked for."""
+    """Each event's JSON: the echoed prompts, text chunks, then usage if asked for. A plain function
+    handing out the loop itself, so that no generator sits between it and the SSE writer."""
+    encoder = common.encoder(ctx, KIND)
+    builders = _builders(ctx)
     if ctx.extras is not None:
-        async for event in _stream_extended(ctx, ctx.extras, deltas, include_usage):
-            yield event
-        return
-    encoder = ChunkEncoder(ctx.id, "text_completion", ctx.created, ctx.model, ctx.system_fingerprint)
-    builders = _builders(ctx)
-    completion_tokens = 0
-    reasons: list[str] = []
-    cached = [0] * (ctx.num_choices // ctx.n)
-    async with contextlib.aclosing(deltas):
-        for i, echo in enumerate(ctx.echo):
-            if echo:
-                yield encoder.choice({"index": i, "text": echo, "logprobs": None, "finish_reason": None})
-        async for index, delta in deltas:
-            completion_tokens += len(delta.token_ids)
-            ctx.timer.token()
-            if delta.finish_reason:
-                reasons.append(delta.finish_reason)
-                cached_tokens(index, delta, ctx.n, cached)
-            if delta.text or delta.finish_reason or delta.logprobs:
-                yield encoder.choice(_chunk_choice(index, delta, builders))
-    if include_usage:
-        yield encoder.usage(ctx.prompt_tokens, completion_tokens, sum(cached))
-    ctx.timer.finish(ctx.prompt_tokens, completion_tokens, reasons)
+        counts = Counts([len(ids) for ids in ctx.extras.prompt_ids], ctx.n)
+        stream = _Stream(ctx, ctx.extras, builders, [False] * ctx.num_choices)
+        return common.stream_extended(
+            ctx, encoder, deltas, include_usage, counts, ctx.extras, _extended_choice, stream
+        )
+    echoes = [
+        encoder.choice({"index": i, "text": echo, "logprobs": None, "finish_reason": None})
+        for i, echo in enumerate(ctx.echo)
+        if echo
+    ]
+    cache = CacheHits(ctx.n, ctx.num_choices // ctx.n)
+    return common.stream_plain(
+        ctx, encoder, deltas, include_usage, cache, _chunk_choice, builders, before=echoes
+    )
 
 
-async def _stream_extended(
-    ctx: CompletionContext, extras: Extras, deltas: Deltas, include_usage: bool
-) -> AsyncGenerator[bytes, None]:
-    """As vLLM streams with its extensions: a choice's first chunk carries the echoed prompt (with
-    its logprob columns) and prompt_token_ids, every chunk its token_ids and, with continuous usage,
-    the usage so far."""
-    encoder = ChunkEncoder(ctx.id, "text_completion", ctx.created, ctx.model, ctx.system_fingerprint)
-    builders = _builders(ctx)
-    counts = Counts([len(ids) for ids in extras.prompt_ids], ctx.n)
-    started = [False] * ctx.num_choices
-    reasons: list[str] = []
-    async with contextlib.aclosing(deltas):
-        async for index, delta in deltas:
-            counts.add(index, delta)
-            ctx.timer.token()
-            if delta.finish_reason:
-                reasons.append(delta.finish_reason)
-            first = not started[index]
-            started[index] = True
-            if not (first or delta.text or delta.finish_reason or delta.logprobs):
-                continue
-            echoed = _echo_columns(ctx, extras, index, delta, builders) if first else None
-            choice = _chunk_choice(index, delta, builders)
-            if first:
-                _put_first(ctx, extras, index, choice, echoed)
-            fields: dict[str, Any] = {"usage": counts.usage_of(index)} if extras.continuous_usage else {}
-            if extras.return_token_ids:
-                choice["token_ids"] = delta.token_ids
-            yield encoder.choice_with(choice, fields)
-    completion_tokens = sum(counts.completion)
-    if include_usage:
-        yield encoder.usage(ctx.prompt_tokens, completion_tokens, sum(counts.cached))
-    ctx.timer.finish(ctx.prompt_tokens, completion_tokens, reasons)
+@dataclass(slots=True)
+class _Stream:
+    """What a stream with vLLM's extensions keeps between deltas."""
+
+    ctx: CompletionContext
+    extras: Extras
+    builders: list[CompletionLogprobsBuilder] | None
+    started: list[bool]  # per choice: its first chunk is out
+
+
+def _extended_choice(stream: _Stream, index: int, delta: Delta) -> dict[str, Any] | None:
+    """As vLLM streams with its extensions: a choice's first chunk is sent even when empty, and
+    carries the echoed prompt (with its logprob columns) and prompt_token_ids."""
+    first = not stream.started[index]
+    stream.started[index] = True
+    if not (first or delta.text or delta.finish_reason or delta.logprobs):
+        return None
+    ctx, extras, builders = stream.ctx, stream.extras, stream.builders
+    echoed = _echo_columns(ctx, extras, index, delta, builders) if first else None
+    choice = _chunk_choice(builders, index, delta)
+    if first:
+        _put_first(ctx, extras, index, choice, echoed)
+    return choice
 
 
 def _echo_columns(
@@ -162,7 +149,7 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> dict[str
     extras = ctx.extras
     token_ids: list[list[int]] = [[] for _ in ctx.echo]
     prompt_logprobs: list[list[Any]] = [[] for _ in ctx.echo]
-    cached = [0] * (ctx.num_choices // ctx.n)
+    cache = CacheHits(ctx.n, ctx.num_choices // ctx.n)
     completion_tokens = 0
     async with contextlib.aclosing(deltas):
         async for index, delta in deltas:
@@ -179,9 +166,9 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> dict[str
             if delta.finish_reason:
                 reasons[index] = delta.finish_reason
                 stops[index] = delta.stop_reason
-                cached_tokens(index, delta, ctx.n, cached)
+                cache.note(index, delta)
     ctx.timer.finish(ctx.prompt_tokens, completion_tokens, [r for r in reasons if r])
-    choices = [
+    choices: list[dict[str, Any]] = [
         {
             "index": i,
             "text": "".join(texts[i]),
@@ -196,31 +183,11 @@ async def collect_completion(ctx: CompletionContext, deltas: Deltas) -> dict[str
         }
         for i in range(ctx.num_choices)
     ]
-    if extras is not None:
+    if extras is not None:  # vLLM's fields, where asked for
         for i, choice in enumerate(choices):
-            _add_fields(extras, choice, token_ids[i], prompt_logprobs[i], extras.prompt_ids[i // ctx.n])
-    return {
-        "id": ctx.id,
-        "object": "text_completion",
-        "created": ctx.created,
-        "model": ctx.model,
-        "choices": choices,
-        "usage": usage(ctx.prompt_tokens, completion_tokens, sum(cached)),
-        "system_fingerprint": ctx.system_fingerprint,
-    }
-
-
-def _add_fields(
-    extras: Extras,
-    choice: dict[str, Any],
-    token_ids: list[int],
-    prompt_logprobs: list[Any],
-    prompt: list[int],
-) -> None:
-    """vLLM's fields of a whole choice, where asked for."""
-    if extras.return_token_ids:
-        choice["token_ids"] = token_ids
-    if extras.prompt_logprobs is not None:
-        choice["prompt_logprobs"] = prompt_logprobs_field(prompt_logprobs, extras.prompt_logprobs)
-    if extras.return_token_ids:
-        choice["prompt_token_ids"] = prompt
+            if extras.return_token_ids:
+                choice["token_ids"] = token_ids[i]
+            choice.update(common.prompt_fields(extras, prompt_logprobs[i], extras.prompt_ids[i // ctx.n]))
+    return common.answer(
+        ctx, "text_completion", choices, usage(ctx.prompt_tokens, completion_tokens, cache.total())
+    )
