@@ -48,12 +48,28 @@ def timer() -> RequestTimer:
 
 
 def chat_ctx(n: int = 1, top_logprobs: int | None = None, model: str = "tiny-mixtral") -> ChatContext:
-    return ChatContext("chatcmpl-abc", 1_700_000_000, model, 11, n, top_logprobs, timer(), FINGERPRINT)
+    return ChatContext(
+        id="chatcmpl-abc",
+        created=1_700_000_000,
+        model=model,
+        prompt_tokens=11,
+        n=n,
+        top_logprobs=top_logprobs,
+        timer=timer(),
+        system_fingerprint=FINGERPRINT,
+    )
 
 
 def cmpl_ctx(echo: list[str], logprobs: int | None = None) -> CompletionContext:
     return CompletionContext(
-        "cmpl-abc", 1_700_000_000, "tiny-mixtral", 7, echo, logprobs, timer(), FINGERPRINT
+        id="cmpl-abc",
+        created=1_700_000_000,
+        model="tiny-mixtral",
+        prompt_tokens=7,
+        echo=echo,
+        logprobs=logprobs,
+        timer=timer(),
+        system_fingerprint=FINGERPRINT,
     )
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from server.engine.base import Delta
 from server.engine.fanout import DeltaStream
-from server.observability.metrics import RequestTimer
 from server.openai.bodies import common
 from server.openai.bodies.chunks import ChunkEncoder, usage
 from server.openai.bodies.common import CacheHits, Counts
@@ -25,16 +24,10 @@ Deltas = DeltaStream
 KIND = "chat.completion.chunk"
 
 
-@dataclass(frozen=True, slots=True)
-class ChatContext:
-    id: str
-    created: int
-    model: str
-    prompt_tokens: int
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatContext(common.Head):
     n: int
     top_logprobs: int | None  # None: no logprobs asked for
-    timer: RequestTimer
-    system_fingerprint: str
     extras: Extras | None = None  # vLLM's output extensions, when any is asked for
     echo: str = ""  # vLLM's echo: text the answer starts with (the message it continues)
     tokens_by_id: bool = False  # vLLM's return_tokens_as_token_ids: logprob tokens as "token_id:<id>"

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from server.engine.base import Delta
 from server.engine.fanout import DeltaStream
@@ -24,22 +25,17 @@ from server.openai.bodies.logprobs import prompt_logprobs_field
 S = TypeVar("S")
 
 
-class Head(Protocol):
-    """The fields of ChatContext and CompletionContext that every body and stream uses. A protocol,
-    not a base dataclass: the two are built positionally, and their own fields sit between these."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Head:
+    """The fields every chat and completions body and stream starts with; ChatContext and
+    CompletionContext add their own."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def created(self) -> int: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def prompt_tokens(self) -> int: ...
-    @property
-    def timer(self) -> RequestTimer: ...
-    @property
-    def system_fingerprint(self) -> str: ...
+    id: str
+    created: int
+    model: str
+    prompt_tokens: int
+    timer: RequestTimer
+    system_fingerprint: str
 
 
 def encoder(head: Head, kind: str) -> ChunkEncoder:

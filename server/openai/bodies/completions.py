@@ -13,7 +13,6 @@ from typing import Any
 
 from server.engine.base import Delta
 from server.engine.fanout import DeltaStream
-from server.observability.metrics import RequestTimer
 from server.openai.bodies import common
 from server.openai.bodies.chunks import usage
 from server.openai.bodies.common import CacheHits, Counts
@@ -24,16 +23,10 @@ Deltas = DeltaStream
 KIND = "text_completion"
 
 
-@dataclass(frozen=True, slots=True)
-class CompletionContext:
-    id: str
-    created: int
-    model: str
-    prompt_tokens: int
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompletionContext(common.Head):
     echo: list[str]  # per choice: text to put before the completion ("" without echo)
     logprobs: int | None
-    timer: RequestTimer
-    system_fingerprint: str
     extras: Extras | None = None  # vLLM's output extensions, when any is asked for
     n: int = 1  # choices per prompt
     tokens_by_id: bool = False  # vLLM's return_tokens_as_token_ids: logprob tokens as "token_id:<id>"
