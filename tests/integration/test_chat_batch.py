@@ -3,6 +3,7 @@ index i for conversation i, in one whole answer that conforms to OpenAI's chat c
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -78,3 +79,21 @@ async def test_what_a_batch_cannot_answer_is_a_400_naming_it(
 async def test_a_single_conversation_is_not_a_batch(client: httpx.AsyncClient) -> None:
     resp = await client.post(BATCH, json=chat("Hello", max_tokens=2))
     assert_openai_error(resp, 400, param="messages.0")
+
+
+async def test_cached_tokens_count_every_conversations_prefix_hits(client: httpx.AsyncClient) -> None:
+    """usage.prompt_tokens sums the conversations, and so does cached_tokens: a batch of the same
+    conversation twice, after that conversation has filled the prefix cache, hits it twice."""
+    salt = uuid.uuid4().hex  # a prefix cache of this test's own
+    conversation = [{"role": "user", "content": " ".join(f"word{i}" for i in range(150))}]
+    body = {"max_tokens": 1, "cache_salt": salt}
+    warm = await client.post("/v1/chat/completions", json={**body, "messages": conversation})
+    assert warm.status_code == 200, warm.text
+    single = await client.post("/v1/chat/completions", json={**body, "messages": conversation})
+    hits = single.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert hits > 0
+    batch = await client.post(BATCH, json={**body, "messages": [conversation, conversation]})
+    assert batch.status_code == 200, batch.text
+    usage = batch.json()["usage"]
+    assert usage["prompt_tokens"] == 2 * single.json()["usage"]["prompt_tokens"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 2 * hits

@@ -98,6 +98,7 @@ def chat_context(
         model=model,
         prompt_tokens=sum(len(p) for p in prompts),
         n=body.n * len(prompts),
+        conversations=len(prompts),
         top_logprobs=_top_logprobs(body),
         timer=RequestTimer(state.metrics),
         system_fingerprint=state.system_fingerprint,

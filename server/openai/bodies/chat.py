@@ -26,8 +26,9 @@ KIND = "chat.completion.chunk"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatContext(common.Head):
-    n: int
+    n: int  # choices in all: n per conversation x conversations (a batch has several)
     top_logprobs: int | None  # None: no logprobs asked for
+    conversations: int = 1
     extras: Extras | None = None  # vLLM's output extensions, when any is asked for
     echo: str = ""  # vLLM's echo: text the answer starts with (the message it continues)
     tokens_by_id: bool = False  # vLLM's return_tokens_as_token_ids: logprob tokens as "token_id:<id>"
@@ -70,7 +71,7 @@ def stream_chat(ctx: ChatContext, deltas: Deltas, include_usage: bool) -> AsyncG
             at_first=lambda: _opening(ctx, extras, encoder, counts),
         )
     roles = [encoder.choice(_opening_choice(i, {"role": "assistant", "content": ""})) for i in range(ctx.n)]
-    cache = CacheHits(ctx.n, 1)  # every choice answers the one prompt
+    cache = CacheHits(ctx.n // ctx.conversations, ctx.conversations)
     return common.stream_plain(ctx, encoder, deltas, include_usage, cache, _chunk_choice, ctx, at_first=roles)
 
 
@@ -81,7 +82,7 @@ async def collect_chat(ctx: ChatContext, deltas: Deltas) -> dict[str, Any]:
     reasons: list[str | None] = [None] * ctx.n
     stops: list[int | str | None] = [None] * ctx.n
     completion_tokens = 0
-    cache = CacheHits(ctx.n, 1)  # choice 0's hits: of a batch, its first conversation's
+    cache = CacheHits(ctx.n // ctx.conversations, ctx.conversations)
     top_n = ctx.top_logprobs
     token_ids: list[list[int]] = [[] for _ in range(ctx.n)]
     prompt_logprobs: list[Any] = []
