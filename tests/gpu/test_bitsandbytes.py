@@ -2,7 +2,7 @@
 bitsandbytes package; vLLM 0.32 dropped the method, so only vLLM releases that still have it run it).
 
 Dense models only: on Mixtral vLLM 0.26's bitsandbytes loader fails at start, so the server refuses
-that pairing before the engine starts (tests/unit/test_quantization.py). The CPU tests cannot cover
+that pairing before the engine starts (tests/unit/engine/test_quantization.py). The CPU tests cannot cover
 this: vLLM's bitsandbytes loader quantizes on the GPU."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The hand-built stream events and whole answers are byte for byte what the pydantic response models
-in server/schemas write, so the fast path changes nothing on the wire. Stream events are compared with
+in server/openai/schemas write, so the fast path changes nothing on the wire. Stream events are compared with
 `model_dump_json(exclude_unset=True)`: the models' required fields are always there (null where the
 spec allows), the optional ones only where the reference sets them."""
 
