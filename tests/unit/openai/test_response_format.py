@@ -1,7 +1,7 @@
 """response_format -> SamplingOptions -> vLLM structured outputs, and the bounds on a schema.
 
 Imports vllm (no engine is started); the real engine's answers are in
-tests/integration/test_structured_output.py.
+tests/integration/openai/test_structured_output.py.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 from server.engine.base import Engine
 from tests.app_client import app_client
 from tests.helpers import chat, stream_events
-from tests.integration.test_chat import reference_prompt_tokens
+from tests.integration.http.test_chat import reference_prompt_tokens
 from tests.tiny_models import SLIDING_WINDOW, TINY_MISTRAL_7B_INSTRUCT, running
 
 pytestmark = pytest.mark.engine
