@@ -20,7 +20,6 @@ from tests.tiny_models import TINY_MISTRAL_7B_INSTRUCT
 
 torch = pytest.importorskip("torch")
 pytestmark = [
-    pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="bitsandbytes quantizes on a CUDA GPU"),
 ]
 

@@ -10,13 +10,11 @@ from collections import Counter
 from typing import Any
 
 import httpx
-import pytest
 
 from server.engine.base import Engine
 from tests.app_client import app_client
 from tests.helpers import chat, metric_value, sse_events
 
-pytestmark = pytest.mark.engine
 logger = logging.getLogger(__name__)
 
 

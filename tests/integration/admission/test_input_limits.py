@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import pytest
-
 from server.engine.base import Engine
 from tests.app_client import app_client
 from tests.helpers import chat
-
-pytestmark = pytest.mark.engine
 
 
 def assert_error(resp_status: int, body: dict[str, object], status: int, param: str | None) -> None:

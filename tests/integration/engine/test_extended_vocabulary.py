@@ -23,8 +23,6 @@ from tests.app_client import app_client, template_client
 from tests.helpers import chat, stream_events
 from tests.tiny_models import CHINESE_WORDS, EXTENDED_VOCAB_SIZE, TINY_CHINESE_MIXTRAL, running
 
-pytestmark = pytest.mark.engine
-
 FIRST_ADDED_ID = 32000
 OPERATOR_TEMPLATE = "{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
 

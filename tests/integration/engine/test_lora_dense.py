@@ -29,8 +29,6 @@ from tests.lora_adapter import make_adapter, make_lora_base, write_merged_checkp
 from tests.tiny_models import TINY_MISTRAL_7B_INSTRUCT
 
 pytest.importorskip("peft")
-pytestmark = pytest.mark.engine
-
 PROMPTS = ["The capital of France is", "def fibonacci(n):", "Les modèles de mélange d'experts"]
 MAX_TOKENS = 16
 LOGPROB_TOLERANCE = 1e-3  # float32 on both sides; the adapter moves log-probabilities by whole units

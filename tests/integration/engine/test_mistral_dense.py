@@ -16,8 +16,6 @@ from tests.helpers import chat, stream_events
 from tests.integration.http.test_chat import reference_prompt_tokens
 from tests.tiny_models import SLIDING_WINDOW, TINY_MISTRAL_7B_INSTRUCT, running
 
-pytestmark = pytest.mark.engine
-
 LONG_QUESTION = " ".join(f"Question part {i}: what comes after {i}?" for i in range(12))
 
 

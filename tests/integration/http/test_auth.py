@@ -11,8 +11,6 @@ from server.engine.base import Engine
 from tests.app_client import app_client
 from tests.helpers import chat, metric_value
 
-pytestmark = pytest.mark.engine
-
 ALICE = "sk-alice-0123456789"
 BOB = "sk-bob-9876543210"
 

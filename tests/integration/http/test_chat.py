@@ -7,8 +7,6 @@ import pytest
 
 from tests.helpers import assert_usage, chat, stream_events
 
-pytestmark = pytest.mark.engine
-
 EOS = 2
 
 

@@ -12,8 +12,6 @@ from tests.conformance.openai_spec import assert_conforms
 from tests.helpers import chat
 from tests.integration.test_errors import assert_openai_error
 
-pytestmark = pytest.mark.engine
-
 BATCH = "/v1/chat/completions/batch"
 CONVERSATIONS = [
     [{"role": "user", "content": "Hello there"}],

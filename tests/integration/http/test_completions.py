@@ -7,8 +7,6 @@ import pytest
 
 from tests.helpers import assert_usage, stream_events
 
-pytestmark = pytest.mark.engine
-
 
 def reference_ids(text: str) -> list[int]:
     """BOS + Mistral's own SentencePiece encoding: what a text prompt must become."""

@@ -4,12 +4,9 @@ the allow headers for those origins only, and X-Request-Id is exposed to the pag
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from server.engine.base import Engine
 from tests.app_client import app_client
-
-pytestmark = pytest.mark.engine
 
 CHAT = "/v1/chat/completions"
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-
 from server.engine.base import Engine
 from tests.app_client import app_client
 from tests.helpers import chat, sse_events
-
-pytestmark = pytest.mark.engine
 
 LONG = {"max_tokens": 600, "ignore_eos": True}  # seconds of work for the tiny model on a CPU
 

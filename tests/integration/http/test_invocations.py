@@ -7,8 +7,6 @@ import pytest
 
 from tests.helpers import chat, stream_events
 
-pytestmark = pytest.mark.engine
-
 
 async def test_invocations_with_messages_answers_as_chat_completions(client: httpx.AsyncClient) -> None:
     body = chat("what is 1+1?", max_tokens=5, temperature=0)

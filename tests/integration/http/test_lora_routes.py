@@ -5,12 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from server.engine.base import Engine
 from tests.app_client import app_client
-
-pytestmark = pytest.mark.engine
 
 
 async def test_admin_routes_exist_only_with_allow_runtime_lora(engine: Engine) -> None:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 
 import httpx
-import pytest
-
-pytestmark = pytest.mark.engine
 
 
 async def test_root_serves_the_chat_page(client: httpx.AsyncClient) -> None:

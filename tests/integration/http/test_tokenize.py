@@ -9,8 +9,6 @@ import pytest
 from server.engine.base import Engine
 from tests.app_client import app_client
 
-pytestmark = pytest.mark.engine
-
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "Grüße! What is a mixture of experts?"},

@@ -12,8 +12,6 @@ from tests.conformance.openai_spec import Kind, assert_conforms
 from tests.conftest import TEST_MAX_MODEL_LEN
 from tests.helpers import chat, stream_events
 
-pytestmark = pytest.mark.engine
-
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 

@@ -20,8 +20,6 @@ from tests.app_client import app_client
 from tests.conftest import engine_settings
 from tests.helpers import chat
 
-pytestmark = pytest.mark.engine
-
 
 @pytest.fixture(scope="module")
 async def priority_client() -> AsyncIterator[httpx.AsyncClient]:

@@ -17,8 +17,6 @@ import pytest
 from tests.helpers import chat, stream_events
 from tests.integration.test_errors import assert_openai_error
 
-pytestmark = pytest.mark.engine
-
 PERSON = {
     "type": "object",
     "properties": {"name": {"type": "string", "maxLength": 10}, "age": {"type": "integer"}},

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.helpers import chat, stream_events
-
-pytestmark = pytest.mark.engine
 
 PROMPT = "Hello, world! How are you today?"
 

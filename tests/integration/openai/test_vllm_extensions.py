@@ -15,8 +15,6 @@ from tests.conftest import TEST_MAX_MODEL_LEN
 from tests.helpers import chat, stream_events
 from tests.integration.test_errors import assert_openai_error
 
-pytestmark = pytest.mark.engine
-
 PROMPT = "The capital of France is"
 EOS = 2
 

@@ -15,8 +15,6 @@ import pytest
 
 from tests.helpers import chat, stream_events
 
-pytestmark = pytest.mark.engine
-
 CONTEXT = "The quick brown fox jumps over the lazy dog. Then the fox"
 TOLERANCE = 0.05  # nats; prefill and decode kernels round bf16 differently
 
