@@ -1,11 +1,16 @@
 # mixtral-serve: the two commands a user needs.
 #   make serve   set up .venv (first time) and serve the embedded tiny Mixtral on 127.0.0.1:8000
-#   make test    set up .venv (first time) and run the whole suite: tests, ruff, mypy
+#   make test    set up .venv (first time) and run the whole suite: ruff, mypy, tests under a
+#                coverage floor on server/ and clients/ (COV= runs them without it)
 # ENGINE=cpu|gpu picks the engine (default: gpu when nvidia-smi is present). Extra flags: ARGS="...".
+# One tier of tests (a folder of tests/): make pytest ARGS="-m unit", likewise integration, e2e,
+# deploy, fuzz, conformance, gpu; ARGS='-m "not engine"' runs everything that needs no engine.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
+# The floor is the whole suite's measured coverage (e2e's server processes are not measured).
+COV ?= --cov=server --cov=clients --cov-report=term:skip-covered --cov-fail-under=85
 
 .PHONY: setup serve test lint typecheck pytest clean
 
@@ -29,7 +34,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -ra $(ARGS)
+	$(PY) -m pytest -ra $(COV) $(ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage

@@ -1,4 +1,5 @@
-"""Shared fixtures. One real vLLM engine (the embedded tiny Mixtral) per test session."""
+"""Shared fixtures: one real vLLM engine (the embedded tiny Mixtral) per test session. And the markers
+that select tests: a test's tier is the folder it lives in, so no file has to repeat it."""
 
 from __future__ import annotations
 
@@ -14,8 +15,28 @@ from server.app import create_app
 from server.config import Settings, default_cache_dir
 from server.engine.base import Engine
 
+# The first folder under tests/ is the tier (`pytest -m unit`, `-m "integration or e2e"`).
+TIERS = frozenset({"unit", "integration", "e2e", "deploy", "fuzz", "conformance", "gpu"})
+ENGINE_TIERS = frozenset({"integration", "e2e", "gpu"})
+TESTS = Path(__file__).resolve().parent
+
 # Small enough that context-length tests are cheap, large enough for real conversations.
 TEST_MAX_MODEL_LEN = 1024
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tier from the folder; `engine` wherever a test runs the real engine: every integration, e2e and
+    gpu test (in-process or in the server it starts), and any other that takes the session's."""
+    for item in items:
+        try:
+            tier = item.path.resolve().relative_to(TESTS).parts[0]
+        except ValueError:  # a path given on the command line outside tests/
+            continue
+        if tier in TIERS:
+            item.add_marker(tier)
+        if tier in ENGINE_TIERS or "engine" in item.fixturenames:
+            item.add_marker("engine")
 
 
 def cache_dir() -> Path:

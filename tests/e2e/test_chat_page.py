@@ -15,8 +15,6 @@ from tests.e2e import server_process
 from tests.e2e.browser import chromium
 from tests.e2e.server_process import free_port, running_server
 
-pytestmark = pytest.mark.engine
-
 STATS = re.compile(r"^(\d+) tokens in [\d.]+ s · [\d.]+ tok/s · first token after [\d.]+ s$")
 # Counts how often the newest assistant bubble changes, to tell a stream from one late answer.
 # Counts each change of an answer bubble's text. A MutationObserver's callback runs once for all

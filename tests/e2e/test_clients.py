@@ -18,8 +18,6 @@ from clients import APIError, AsyncClient, Client
 from clients.chat_cli import ChatSession
 from tests.e2e.server_process import running_server
 
-pytestmark = pytest.mark.engine
-
 HELLO = [{"role": "user", "content": "Hello there"}]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

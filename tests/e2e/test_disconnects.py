@@ -15,7 +15,6 @@ import pytest
 from tests.e2e.server_process import running_server
 from tests.helpers import chat, metric_value, sse_events
 
-pytestmark = [pytest.mark.engine, pytest.mark.slow]
 logger = logging.getLogger(__name__)
 
 STREAMS = 100

@@ -20,7 +20,6 @@ import pytest
 from tests.e2e.server_process import server_process
 from tests.helpers import chat, sse_events
 
-pytestmark = [pytest.mark.engine, pytest.mark.slow]
 logger = logging.getLogger(__name__)
 
 STREAMS = 10

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
 from tests.e2e.server_process import server_process
 from tests.helpers import sse_events
 
-pytestmark = [pytest.mark.engine, pytest.mark.slow]
 logger = logging.getLogger(__name__)
 EXIT_WITHIN_S = 15
 

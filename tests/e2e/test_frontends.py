@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.e2e.server_process import running_server
 from tests.helpers import chat, metric_value, stream_events
-
-pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 REQUESTS = 16
 MAX_TOKENS = 12

@@ -12,8 +12,6 @@ from langchain_openai import ChatOpenAI
 
 from tests.e2e.server_process import running_server
 
-pytestmark = pytest.mark.engine
-
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -14,8 +14,6 @@ import pytest
 from tests.e2e.server_process import running_server
 from tests.helpers import metric_value
 
-pytestmark = pytest.mark.engine
-
 MESSAGES = [{"role": "user", "content": "Hello there"}]
 
 

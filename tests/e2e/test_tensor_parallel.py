@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.e2e.server_process import running_server
 from tests.helpers import chat
-
-pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 PROMPTS = ["Hello there", "Tell me about Mixtral", "Grüße aus Köln, 你好"]
 MAX_TOKENS = 24

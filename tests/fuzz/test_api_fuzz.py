@@ -46,8 +46,6 @@ from server.engine.base import Engine
 from tests.conftest import engine_settings
 from tests.fuzz.openai_errors import response_error_problem, sse_error_problems
 
-pytestmark = pytest.mark.engine
-
 BASE_URL = "http://test"
 MIN_CASES = 2000
 # Hypothesis examples per (operation, mode): the two generating endpoints take almost all of the

@@ -2,7 +2,7 @@
 bitsandbytes package; vLLM 0.32 dropped the method, so only vLLM releases that still have it run it).
 
 Dense models only: on Mixtral vLLM 0.26's bitsandbytes loader fails at start, so the server refuses
-that pairing before the engine starts (tests/unit/test_quantization.py). The CPU tests cannot cover
+that pairing before the engine starts (tests/unit/engine/test_quantization.py). The CPU tests cannot cover
 this: vLLM's bitsandbytes loader quantizes on the GPU."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from tests.tiny_models import TINY_MISTRAL_7B_INSTRUCT
 
 torch = pytest.importorskip("torch")
 pytestmark = [
-    pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="bitsandbytes quantizes on a CUDA GPU"),
 ]
 

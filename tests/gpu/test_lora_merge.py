@@ -26,7 +26,6 @@ from tests.lora_adapter import make_adapter, make_lora_base, write_merged_checkp
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 pytestmark = [
-    pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="LoRA on Mixtral needs a CUDA GPU"),
 ]
 

@@ -8,8 +8,6 @@ import pytest
 from tests.conftest import TEST_MAX_MODEL_LEN
 from tests.helpers import chat
 
-pytestmark = pytest.mark.engine
-
 
 def assert_openai_error(
     resp: httpx.Response, status: int, *, code: str | None = None, param: str | None = None

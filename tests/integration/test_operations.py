@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 
 from server.engine.base import Engine
 from server.engine.warmup import prefill_sizes, warm_up
 from tests.helpers import chat, metric_value, stream_events
-
-pytestmark = pytest.mark.engine
 
 
 async def test_health_is_200_while_engine_alive(client: httpx.AsyncClient) -> None:

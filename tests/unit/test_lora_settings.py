@@ -37,7 +37,7 @@ def test_cpu_engine_refuses_lora_on_mixtral_plainly_instead_of_dying_on_first_st
         pytest.skip("the refusal is for vLLM's CPU backend")
     with pytest.raises(ValueError, match="need a GPU"):
         engine_args(Settings(enable_lora=True), str(ensure_tiny_model(cache_dir())))
-    # A dense model runs LoRA on the CPU backend (tests/integration/test_lora_dense.py).
+    # A dense model runs LoRA on the CPU backend (tests/integration/engine/test_lora_dense.py).
     dense = engine_args(Settings(enable_lora=True), str(ensure_model(cache_dir(), TINY_MISTRAL_7B_INSTRUCT)))
     assert dense.enable_lora
 
