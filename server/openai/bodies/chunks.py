@@ -7,7 +7,7 @@ shapes orjson writes the same bytes as pydantic's `model_dump_json(exclude_unset
 response models in server/openai/schemas (key order, compact separators, unescaped UTF-8, float digits,
 inf/nan as null): the choice dicts hold every required key (null where OpenAI's spec allows it, as
 `finish_reason` before the last chunk) and the optional ones only when set, and
-tests/unit/test_render_stream.py holds the two equal.
+tests/unit/openai/test_bodies.py holds the two equal.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class BatchChatCompletionRequest(ChatRequestFields):
 
 
 # The response models below document the wire shapes (OpenAI's published spec) for the OpenAPI page
-# and are the reference the hand-built bodies are tested against (tests/unit/test_render_stream.py).
+# and are the reference the hand-built bodies are tested against (tests/unit/openai/test_bodies.py).
 # A field without a default is always sent, as null where the spec allows; a field with a default is
 # optional: the stream sends it only when it has a value (`model_dump_json(exclude_unset=True)`).
 

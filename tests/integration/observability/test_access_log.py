@@ -16,8 +16,6 @@ from tests.app_client import app_client
 from tests.helpers import chat, metric_value, stream_events
 from tests.log_capture import Capture, captured_logs
 
-pytestmark = pytest.mark.engine
-
 CHAT = "/v1/chat/completions"
 TOKENS = 4
 

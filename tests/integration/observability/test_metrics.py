@@ -13,11 +13,8 @@ import asyncio
 from collections.abc import Callable
 
 import httpx
-import pytest
 
 from tests.helpers import chat, metric_value, stream_events
-
-pytestmark = pytest.mark.engine
 
 CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
 MODEL = "tiny-mixtral"

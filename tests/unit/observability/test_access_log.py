@@ -1,7 +1,7 @@
 """X-Request-Id and the one access line per request, on a small app: no engine needed.
 
 The real engine's requests (token counts, finish reasons, prompt text kept out) are in
-tests/integration/test_access_log.py.
+tests/integration/observability/test_access_log.py.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """mixtral_requests_total's finish_reason (and the access line) for the requests that never finish
 normally.
 
-The real engine's tests (tests/integration/test_metrics.py) cover answers that run to the end and
-requests refused before the engine. A client leaving mid-request cannot be made over httpx's ASGI
-transport, and an engine failing mid-stream cannot be made on demand, so here the server's own
-disconnect and streaming code runs under the middleware with hand-driven ASGI messages.
+The real engine's tests (tests/integration/observability/test_metrics.py) cover answers that run to
+the end and requests refused before the engine. A client leaving mid-request cannot be made over
+httpx's ASGI transport, and an engine failing mid-stream cannot be made on demand, so here the
+server's own disconnect and streaming code runs under the middleware with hand-driven ASGI
+messages.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from types import ModuleType
 
-TOOLS = Path(__file__).resolve().parents[2] / "bench" / "tools"
+TOOLS = Path(__file__).resolve().parents[3] / "bench" / "tools"
 T0 = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)
 
 

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-STUDY = Path(__file__).resolve().parents[2] / "bench" / "studies" / "quant_throughput"
+STUDY = Path(__file__).resolve().parents[3] / "bench" / "studies" / "quant_throughput"
 
 
 @pytest.fixture

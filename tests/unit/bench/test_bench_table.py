@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-TOOLS = Path(__file__).resolve().parents[2] / "bench" / "tools"
+TOOLS = Path(__file__).resolve().parents[3] / "bench" / "tools"
 
 
 def load_table_module() -> ModuleType:
