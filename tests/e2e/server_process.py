@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,11 +21,21 @@ from tests.conftest import cache_dir
 READY_TIMEOUT_S = 300
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel handed out for port 0 is free now,
+# but the server binds it only after its engine has started, and in those seconds the engine's own
+# outgoing connections may be given the same number (seen once: "address already in use").
+PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    while True:
+        port = random.choice(PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 @dataclass(frozen=True)
