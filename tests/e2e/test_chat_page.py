@@ -42,11 +42,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def server_url(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url(browser: Any, shared_server_url: str) -> str:
     """Asks for the browser first: without one there is no point starting a server."""
-    log = tmp_path_factory.mktemp("page") / "server.log"
-    with running_server("--max-model-len", "2048", log=log) as url:
-        yield url
+    return shared_server_url
 
 
 @pytest.fixture

@@ -16,17 +16,14 @@ import pytest
 
 from clients import APIError, AsyncClient, Client
 from clients.chat_cli import ChatSession
-from tests.e2e.server_process import running_server
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("clients") / "server.log"
-    with running_server("--max-model-len", "2048", log=log) as url:
-        yield url
+def server_url(shared_server_url: str) -> str:
+    return shared_server_url
 
 
 @pytest.fixture(scope="module")

@@ -4,20 +4,15 @@ history with a system message, as a LangChain application would use it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 
-from tests.e2e.server_process import running_server
-
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("langchain") / "server.log"
-    with running_server("--max-model-len", "2048", log=log) as url:
-        yield url
+def server_url(shared_server_url: str) -> str:
+    return shared_server_url
 
 
 @pytest.fixture(scope="module")

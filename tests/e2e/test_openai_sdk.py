@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from tests.e2e.server_process import running_server
 from tests.helpers import metric_value
 
 MESSAGES = [{"role": "user", "content": "Hello there"}]
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("e2e") / "server.log"
-    with running_server("--max-model-len", "2048", log=log) as url:
-        yield url
+def server_url(shared_server_url: str) -> str:
+    return shared_server_url
 
 
 @pytest.fixture(scope="module")
