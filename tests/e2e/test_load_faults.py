@@ -172,7 +172,7 @@ def _summary(outcomes: Counter[str]) -> dict[str, int]:
 
 def _figures(outcomes: Counter[str]) -> str:
     counts = _summary(outcomes)
-    details = ", ".join(f"{k} x{n}" for k, n in sorted(outcomes.items()) if k != "completed")
+    details = ", ".join(f"{k} x{n}" for k, n in sorted(outcomes.items()) if ":" in k)
     return " ".join(f"{k} {n}" for k, n in counts.items()) + (f" ({details})" if details else "")
 
 
