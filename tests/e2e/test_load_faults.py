@@ -381,9 +381,16 @@ async def test_drain_completes_open_streams_refuses_new_requests_and_exits_0(
     streams = [asyncio.create_task(_stream_marking_start(server.url, started)) for _ in range(DRAIN_STREAMS)]
     for _ in range(DRAIN_STREAMS):
         await asyncio.wait_for(started.get(), CLIENT_TIMEOUT_S)
+    # A connection kept alive from before the signal: it must be refused too, not served.
+    kept_alive = httpx.AsyncClient(base_url=server.url, timeout=CLIENT_TIMEOUT_S)
+    assert (await kept_alive.get("/ready")).status_code == 200
     os.kill(server.proc.pid, signal.SIGTERM)
     signalled = time.monotonic()
     ready_503_after = await _until_ready_refuses(server.url, within=2)
+    async with kept_alive:
+        assert (await kept_alive.get("/health")).status_code == 200  # liveness: still alive
+        kept = await _request(kept_alive, _body("kept alive", TOKENS, stream=False), DRAIN_REFUSALS)
+    assert kept == "refused: shutting_down", kept
 
     async def late(i: int) -> str:
         async with httpx.AsyncClient(base_url=server.url, timeout=CLIENT_TIMEOUT_S) as fresh:
