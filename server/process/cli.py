@@ -65,8 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs.configure_for(settings)
     count = front_end_count(settings)
     if count > 1:
-        serve_multiprocess(settings, count)
-        return
+        sys.exit(serve_multiprocess(settings, count))
     app = create_app(settings)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, **logs.uvicorn_logging(settings.log_level)
