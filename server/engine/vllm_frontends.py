@@ -111,8 +111,7 @@ def _engine_and_frontends(
 def _wait_for_any_exit(manager: Any, engine_manager: Any, coordinator: Any) -> str:
     """Blocks until one process of the group exits (a signal interrupts it: SystemExit); names it."""
     processes = list(manager.processes)
-    if engine_manager is not None:
-        processes += list(engine_manager.processes)
+    processes += list(getattr(engine_manager, "processes", []))  # none for engines vLLM runs on Ray
     if coordinator is not None:
         processes.append(coordinator.proc)
     by_sentinel = {proc.sentinel: proc for proc in processes}
@@ -152,6 +151,8 @@ def run_frontends(
         logger.info("engine core up; %d front-end processes on %s", count, listen_address)
         try:
             ended = _wait_for_any_exit(manager, engine_manager, coordinator)
+            for signum in (signal.SIGTERM, signal.SIGINT):  # a stop now would only cut this short
+                signal.signal(signum, signal.SIG_IGN)
             logger.error("%s exited; stopping the server (status %d)", ended, EXIT_FAILED)
             _end_failed_group(manager, engine_manager, engine_gone)
             return EXIT_FAILED

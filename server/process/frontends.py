@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import shutil
 import socket
-import sys
 import tempfile
 from contextlib import closing
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from server.engine.base import FrontendLink
 from server.frontend import Frontend
 from server.http.deps import app_state
 from server.observability import logs
-from server.process.serve import serve
+from server.process.serve import exit_process, serve
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ def run_frontend(_listen_address: str, _sock: Any, payload: _Payload, client_con
     logger.info("front end %d of %d starting", index, count)
     # The supervisor's SIGTERM drains this process like a lone server; its exit, whatever the
     # status, makes the supervisor stop the rest and exit non-zero.
-    sys.exit(
+    exit_process(
         serve(
             app_state(app).lifecycle, uvicorn.Config(app, **logs.uvicorn_logging(settings.log_level)), [sock]
         )

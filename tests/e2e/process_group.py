@@ -6,6 +6,7 @@ least one, telling them apart by the front end's end of the TCP connection (psut
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -140,9 +141,19 @@ def all_processes(server: ServerProcess) -> list[psutil.Process]:
     return [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children(recursive=True)]
 
 
-def leftovers(processes: list[psutil.Process], within: float) -> list[int]:
-    """The pids still alive after `within` seconds; those are killed, not left to other tests."""
-    _, alive = psutil.wait_procs(processes, timeout=within)
+# A vLLM worker whose engine core was killed is told by the kernel (PR_SET_PDEATHSIG, see
+# server/process/orphans.py) and by vLLM's own pipe, and still takes about 14 s to end (CPU engine).
+ALL_GONE_WITHIN_S = 30
+
+
+def leftovers(processes: list[psutil.Process], since: float) -> tuple[float, list[str]]:
+    """Seconds from `since` until every process had ended, and those still alive after
+    ALL_GONE_WITHIN_S (killed then, not left to other tests)."""
+    _, alive = psutil.wait_procs(processes, timeout=max(0.0, since + ALL_GONE_WITHIN_S - time.monotonic()))
+    gone_after = time.monotonic() - since
+    named = []
     for proc in alive:
-        proc.kill()
-    return [p.pid for p in alive]
+        with contextlib.suppress(psutil.Error):
+            named.append(f"{proc.pid} {proc.name()} {' '.join(proc.cmdline())[:120]}")
+            proc.kill()
+    return gone_after, named

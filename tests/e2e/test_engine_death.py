@@ -60,15 +60,17 @@ def test_killed_engine_core_turns_health_503_ends_open_streams_and_exits_non_zer
             stream.join(timeout=30)
         code = server.proc.wait(timeout=EXIT_WITHIN_S)
         exited_after = time.monotonic() - killed_at
-        left = leftovers(processes, within=5)
+        gone_after, left = leftovers(processes, since=killed_at)
     streams_ended = {pid: s.ended_at - killed_at for pid, s in streams.items() if s.ended_at}
     logger.info(
-        "%d front end(s): health 503 after %s s; streams ended after %s s; exit %d after %.1f s",
+        "%d front end(s): health 503 after %s s; streams ended after %s s; exit %d after %.1f s; "
+        "all gone after %.1f s",
         front_ends,
         {pid: round(t, 2) for pid, t in health_503.items()},
         {pid: round(t, 2) for pid, t in streams_ended.items()},
         code,
         exited_after,
+        gone_after,
     )
     for pid, stream in streams.items():  # one stream on each front end
         error = stream.error_event

@@ -51,13 +51,14 @@ def test_a_killed_front_end_stops_the_server_fast_and_ends_the_other_front_ends_
         exited_after = time.monotonic() - killed_at
         for stream in streams.values():
             stream.join(timeout=10)
-        left = leftovers(processes, within=5)
+        gone_after, left = leftovers(processes, since=killed_at)
     other = streams[survivor]
     logger.info(
-        "front end killed: the other's stream ended after %.2f s; exit %d after %.1f s",
+        "front end killed: the other stream ended after %.2f s; exit %d after %.1f s; all gone after %.1f s",
         (other.ended_at or float("inf")) - killed_at,
         code,
         exited_after,
+        gone_after,
     )
     assert streams[victim].error is not None or streams[victim].events[-1:] != ["[DONE]"]  # reset
     error = other.error_event  # the other front end's stream was ended, not cut
@@ -95,17 +96,19 @@ def test_a_stopped_engine_core_is_found_hung_turns_health_503_and_the_server_exi
                 stream.join(timeout=30)
             code = server.proc.wait(timeout=60)
             exited_after = time.monotonic() - stopped_at
-            left = leftovers(processes, within=5)
+            gone_after, left = leftovers(processes, since=stopped_at)
         finally:
             with contextlib.suppress(psutil.NoSuchProcess):
                 os.kill(core, signal.SIGKILL)
     logger.info(
-        "%d front end(s), engine stopped: health 503 after %s s (stall timeout %.0f s); exit %d after %.1f s",
+        "%d front end(s), engine stopped: health 503 after %s s (stall timeout %.0f s); exit %d after %.1f s;"
+        " all gone after %.1f s",
         front_ends,
         {pid: round(t, 2) for pid, t in health_503.items()},
         STALL_TIMEOUT_S,
         code,
         exited_after,
+        gone_after,
     )
     for stream in streams.values():
         error = stream.error_event
@@ -155,7 +158,7 @@ def test_sigterm_during_the_warm_up_stops_at_once_exits_0_and_never_listens(
         signalled = time.monotonic()
         code = proc.wait(timeout=60)
         exited_after = time.monotonic() - signalled
-        left = leftovers(processes, within=10)
+        gone_after, left = leftovers(processes, since=signalled)
     finally:
         stop.set()
         if proc.poll() is None:

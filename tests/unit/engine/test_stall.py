@@ -21,6 +21,7 @@ def test_open_requests_without_a_step_for_the_timeout_are_a_stall() -> None:
     clock = Clock()
     watch = StallWatch(5, clock=clock)
     watch.stepped()
+    assert watch.stalled_for(busy=True) is None  # requests open from here
     clock.now += 4.9
     assert watch.stalled_for(busy=True) is None
     clock.now += 0.2
