@@ -47,6 +47,7 @@ async def _warm_up(settings: Settings, engine: Engine, frontend: Frontend | None
         await frontend.wait_for_warmup()
         return
     if settings.warmup:
+        logger.info("warming the engine up before serving")
         await warm_up(engine)
     if frontend is not None:
         frontend.warmed.set()
@@ -70,12 +71,14 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         owned_dirs: list[str] = []
         ledger: Ledger | None = None
-        running = engine or await start_engine(settings, frontend.link if frontend else None)
+        link = frontend.link if frontend else None
+        # Each step that can take long runs under lifecycle.starting: a stop signal cancels it.
+        running = engine if engine is not None else await lifecycle.starting(start_engine(settings, link))
         try:
             tokenizer = Tokenizer.load(settings.tokenizer or running.model_card.root)
             template = ChatTemplate.load(tokenizer, settings.chat_template)
             if engine is None:
-                await _warm_up(settings, running, frontend)
+                await lifecycle.starting(_warm_up(settings, running, frontend))
             metrics.watch_engine(running)  # after the warm-up: its requests are not traffic
             # Admission counts live in a file every front end shares (server/admission/ledger.py).
             if frontend is None:

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         description="On SIGTERM: seconds to let open requests finish (new ones get 503) before the "
         "server stops.",
     )
+    engine_stall_timeout: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds without an engine step while requests wait before the engine counts as "
+        "hung: /health turns 503 and the server exits 1 for its supervisor to restart it. 0: never.",
+    )
     warmup: bool = Field(
         True,
         description="Before serving, run prompts of the prefill sizes serving meets, so that no "

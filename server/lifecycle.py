@@ -12,6 +12,9 @@ When the engine dies the server cannot recover; it answers 503 for a moment (pro
 balancers see why) and exits non-zero, so that its supervisor (systemd, Docker, Kubernetes)
 starts a fresh one.
 
+A signal while the server is still starting (engine start, warm-up: minutes on a GPU) stops it
+there: the start-up step under way is cancelled, the process never listens, and it exits 0.
+
 This module holds the state; server/http/middleware/drain.py refuses work by it and
 server/process/serve.py runs uvicorn by it.
 """
@@ -23,11 +26,14 @@ import contextlib
 import enum
 import logging
 import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from server.engine.base import Engine
 from server.errors import EngineUnavailableError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXIT_ENGINE_DEAD = 1
 ENGINE_POLL_S = 0.1
@@ -43,6 +49,17 @@ class Phase(enum.Enum):
     ENGINE_DEAD = "engine_dead"
 
 
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop running
+        return None
+
+
+class StartupStopped(Exception):
+    """A stop signal came before the server was serving; the start-up was abandoned."""
+
+
 class Lifecycle:
     """One per app. Counts the requests in flight and decides when the process may end."""
 
@@ -53,6 +70,8 @@ class Lifecycle:
         self._ends_by: float | None = None  # monotonic time by which the process stops waiting
         self._dead_since: float | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._start_step: asyncio.Future[Any] | None = None
+        self.stopped_starting = False
 
     @property
     def exit_code(self) -> int:
@@ -63,18 +82,49 @@ class Lifecycle:
         return self.phase is Phase.SERVING
 
     def serving(self) -> None:
+        """Raises StartupStopped if a stop signal came during the start-up: the server never serves."""
+        if self.stopped_starting:
+            raise StartupStopped
         if self.phase is Phase.STARTING:
             self.phase = Phase.SERVING
 
     def begin_drain(self) -> None:
-        if self.phase in (Phase.STARTING, Phase.SERVING):
-            self.phase = Phase.DRAINING
-            self._ends_by = time.monotonic() + self.shutdown_timeout
+        """Runs in a signal handler. During the start-up it cancels the step under way through the
+        event loop; a step that blocks the loop (vLLM starts its engine core synchronously) is
+        interrupted where it is, by StartupStopped raised from here, as vLLM's own server does."""
+        if self.phase not in (Phase.STARTING, Phase.SERVING):
+            return
+        starting = self.phase is Phase.STARTING
+        self.phase = Phase.DRAINING
+        self._ends_by = time.monotonic() + self.shutdown_timeout
+        if not starting:
             logger.info(
                 "draining: %d request(s) in flight, waiting up to %.0f s",
                 self.in_flight,
                 self.shutdown_timeout,
             )
+            return
+        self.stopped_starting = True
+        logger.info("stop signal during the start-up: stopping before serving")
+        if (step := self._start_step) is not None:
+            if _current_task() is step:
+                raise StartupStopped
+            step.get_loop().call_soon_threadsafe(step.cancel)
+
+    async def starting(self, step: Awaitable[T]) -> T:
+        """Run one start-up step; a stop signal before or during it raises StartupStopped."""
+        if self.stopped_starting:
+            raise StartupStopped
+        task = asyncio.ensure_future(step)
+        self._start_step = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self.stopped_starting:
+                raise StartupStopped from None
+            raise
+        finally:
+            self._start_step = None
 
     def engine_died(self) -> None:
         if self.phase is not Phase.ENGINE_DEAD:

@@ -20,7 +20,9 @@ def default_api_server_count() -> int:
     return default()
 
 
-def run_frontends(settings: Settings, count: int, listen_address: str, target: Any, payload: Any) -> None:
+def run_frontends(
+    settings: Settings, count: int, listen_address: str, target: Any, payload: Any, engine_gone: Any
+) -> int:
     from server.engine.vllm_frontends import run_frontends as run
 
-    run(settings, count, listen_address, target, payload)
+    return run(settings, count, listen_address, target, payload, engine_gone)

@@ -119,14 +119,33 @@ class Adapter:
     path: str
 
 
+class Flag(Protocol):
+    """A flag set in one process and read in others (a multiprocessing Event)."""
+
+    def is_set(self) -> bool: ...
+
+
+class SharedClock(Protocol):
+    """A float every process of the group reads and writes (a multiprocessing RawValue('d'))."""
+
+    value: float
+
+
 @dataclass(frozen=True, slots=True)
 class FrontendLink:
     """How front-end process `index` of `count` reaches the shared engine; `client_config` is the
-    engine's own connection data, opaque here."""
+    engine's own connection data, opaque here.
+
+    A front end does not own the engine core, so it cannot see the core die; `engine_gone` is set
+    by the supervisor when the core (or any process of the group) has exited. `last_step` holds
+    the monotonic time of the latest engine step any front end heard of: each step's stats go to
+    one front end only, and a front end whose requests wait must not take that for a hung engine."""
 
     index: int
     count: int
     client_config: dict[str, object]
+    engine_gone: Flag | None = None
+    last_step: SharedClock | None = None
 
 
 @dataclass(frozen=True, slots=True)

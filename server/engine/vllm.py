@@ -41,8 +41,10 @@ from server.engine.base import (
     StepTimings,
 )
 from server.engine.model_shape import is_mixture_of_experts
+from server.engine.stall import StallWatch
 from server.engine.tiny import ensure_tiny_model
 from server.engine.token_text import TokenPieces
+from server.engine.vllm_health import EngineHealth
 from server.engine.vllm_logprobs import RequestTexts, output_logprobs, prompt_logprobs
 from server.engine.vllm_lora import LoRARegistry
 from server.engine.vllm_quantization import check_quantization
@@ -70,6 +72,7 @@ class _StatsRecorder(StatLoggerBase):
         self.latest = EngineStats()
         self.listeners: list[Callable[[EngineStats], None]] = []
         self.timing_listeners: list[Callable[[StepTimings], None]] = []
+        self.heartbeat: Callable[[], None] = lambda: None  # every message from the engine core
 
     def record(
         self,
@@ -79,6 +82,7 @@ class _StatsRecorder(StatLoggerBase):
         engine_idx: int = 0,
     ) -> None:
         try:
+            self.heartbeat()
             if scheduler_stats is not None:
                 self._record_scheduler(scheduler_stats)
             if iteration_stats is not None and self.timing_listeners:
@@ -252,9 +256,17 @@ async def _tokenizer(llm: AsyncLLM) -> Any:
 
 
 class VLLMEngine:
-    def __init__(self, llm: AsyncLLM, recorder: _StatsRecorder, card: ModelCard, lora_enabled: bool) -> None:
+    def __init__(
+        self,
+        llm: AsyncLLM,
+        recorder: _StatsRecorder,
+        card: ModelCard,
+        lora_enabled: bool,
+        health: EngineHealth,
+    ) -> None:
         self._llm = llm
         self._recorder = recorder
+        self._health = health
         self._card = card
         self._lora = LoRARegistry(llm, card.name, lora_enabled)
         self._pieces: TokenPieces | None = None  # set by start(), from the engine's tokenizer
@@ -265,6 +277,8 @@ class VLLMEngine:
         the supervisor started for all front-end processes."""
         model_path = resolve_model_path(settings)
         recorder = _StatsRecorder()
+        stall = StallWatch(settings.engine_stall_timeout, link.last_step if link else None)
+        recorder.heartbeat = stall.stepped
         args = engine_args(settings, model_path)
         client: dict[str, Any] = {}
         if link is not None:
@@ -280,6 +294,24 @@ class VLLMEngine:
             disable_log_stats=True,
             **client,
         )
+        try:
+            health = EngineHealth(llm, stall, link.engine_gone if link else None)
+            return await cls._connected(settings, llm, vllm_config, recorder, health)
+        except BaseException:  # a failed or cancelled start (a stop signal) leaves no engine core behind
+            llm.shutdown()
+            raise
+
+    @classmethod
+    async def _connected(
+        cls,
+        settings: Settings,
+        llm: AsyncLLM,
+        vllm_config: Any,
+        recorder: _StatsRecorder,
+        health: EngineHealth,
+    ) -> VLLMEngine:
+        """The rest of start(), on a running client."""
+        model_path = resolve_model_path(settings)
         # The first request would otherwise ask the engine core for this over RPC, and wait forever
         # if the core died meanwhile; vLLM caches the answer.
         await llm.get_supported_tasks()
@@ -294,15 +326,11 @@ class VLLMEngine:
             max_num_batched_tokens=int(vllm_config.scheduler_config.max_num_batched_tokens),
             max_num_seqs=int(vllm_config.scheduler_config.max_num_seqs),
         )
-        engine = cls(llm, recorder, card, settings.lora_enabled())
+        engine = cls(llm, recorder, card, settings.lora_enabled(), health)
         tokenizer = await _tokenizer(llm)  # None with skip_tokenizer_init
         engine._pieces = TokenPieces(tokenizer) if tokenizer is not None else None
-        try:
-            for name, path in settings.lora_adapters().items():
-                await engine.add_adapter(name, path)
-        except Exception:
-            llm.shutdown()
-            raise
+        for name, path in settings.lora_adapters().items():
+            await engine.add_adapter(name, path)
         return engine
 
     @property
@@ -357,10 +385,7 @@ class VLLMEngine:
         await self._lora.remove(name)
 
     async def check_health(self) -> None:
-        try:
-            await self._llm.check_health()
-        except EngineDeadError as exc:
-            raise EngineUnavailableError("The engine is not running.") from exc
+        await self._health.check()
 
     def stats(self) -> EngineStats:
         return self._recorder.latest

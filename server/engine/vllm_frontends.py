@@ -3,7 +3,15 @@
 This (the supervisor) process starts the engine core and the N front-end processes, then watches
 them all; it serves no HTTP itself. Each front end runs `target(listen_address, None, payload,
 client_config)` and builds its own AsyncLLM client of the same core from `client_config` (see
-VLLMEngine.start). When any of them exits, the rest are stopped.
+VLLMEngine.start).
+
+When any of them exits, whatever its status, the server is over: a front end's AsyncLLM client
+cannot be started again on a running core (vLLM binds each client's sockets by its index at the
+core's start), and a core cannot be started again under running clients. So the supervisor sets
+`engine_gone` at once: every front end then fails its open streams (an error event and [DONE]),
+answers 503 and exits 1 by itself, within about a second. What is left after a short grace is
+stopped, then the engine core, and the supervisor exits 1 for the supervisor above it to restart
+the whole server. vLLM's own wait reacts only to non-zero exits; this one to any.
 
 vLLM moved the address hand-over between versions, both handled here:
 - 0.26: ZMQ addresses are placeholders; each front end binds and reports what it bound, and the
@@ -13,16 +21,19 @@ vLLM moved the address hand-over between versions, both handled here:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from multiprocessing import connection
 from typing import Any
 
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine import utils as engine_utils
 from vllm.v1.executor import Executor
-from vllm.v1.utils import APIServerProcessManager, wait_for_completion_or_failure
+from vllm.v1.utils import APIServerProcessManager
 
 from server.config import Settings
 from server.engine.vllm import engine_args, resolve_model_path
@@ -32,6 +43,11 @@ logger = logging.getLogger(__name__)
 # On SIGTERM a front end drains for up to --shutdown-timeout, then stops; this much more before
 # vLLM's process manager kills it (its own default is 5 s, which would cut every drain short).
 FRONTEND_EXIT_MARGIN_S = 10.0
+# After a process of the group exited: how long the front ends have to fail their streams and exit
+# by themselves (they linger 1 s answering 503), and then to stop once told.
+FAILED_GROUP_GRACE_S = 2.5
+FAILED_GROUP_KILL_AFTER_S = 1.0
+EXIT_FAILED = 1
 Target = Callable[[str, Any, Any, dict[str, Any]], None]
 
 
@@ -92,8 +108,36 @@ def _engine_and_frontends(
     yield manager, engine_manager, coordinator
 
 
-def run_frontends(settings: Settings, count: int, listen_address: str, target: Target, payload: Any) -> None:
-    """Blocks until a signal or until any process exits; raises if one failed."""
+def _wait_for_any_exit(manager: Any, engine_manager: Any, coordinator: Any) -> str:
+    """Blocks until one process of the group exits (a signal interrupts it: SystemExit); names it."""
+    processes = list(manager.processes)
+    processes += list(getattr(engine_manager, "processes", []))  # none for engines vLLM runs on Ray
+    if coordinator is not None:
+        processes.append(coordinator.proc)
+    by_sentinel = {proc.sentinel: proc for proc in processes}
+    ended = [by_sentinel[s] for s in connection.wait(list(by_sentinel))]
+    return ", ".join(f"{proc.name} (pid {proc.pid}, status {proc.exitcode})" for proc in ended)
+
+
+def _end_failed_group(manager: Any, engine_manager: Any, engine_gone: Any) -> None:
+    """Tell the front ends the engine is gone, let them end their streams and exit, stop the rest."""
+    engine_gone.set()
+    deadline = time.monotonic() + FAILED_GROUP_GRACE_S
+    for proc in manager.processes:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    manager.shutdown(timeout=FAILED_GROUP_KILL_AFTER_S)
+    if engine_manager is not None:  # its requests' clients are gone: nothing to let finish
+        if "timeout" in inspect.signature(engine_manager.shutdown).parameters:
+            engine_manager.shutdown(timeout=FAILED_GROUP_KILL_AFTER_S)
+        else:
+            engine_manager.shutdown()
+
+
+def run_frontends(
+    settings: Settings, count: int, listen_address: str, target: Target, payload: Any, engine_gone: Any
+) -> int:
+    """Blocks until a signal (then drains: status 0) or until any process exits (status 1).
+    `engine_gone`: the multiprocessing Event the front ends were given."""
     _stop_on_signals()
     args = engine_args(settings, resolve_model_path(settings))
     args._api_process_count = count
@@ -106,9 +150,12 @@ def run_frontends(settings: Settings, count: int, listen_address: str, target: T
     ):
         logger.info("engine core up; %d front-end processes on %s", count, listen_address)
         try:
-            wait_for_completion_or_failure(
-                api_server_manager=manager, engine_manager=engine_manager, coordinator=coordinator
-            )
+            ended = _wait_for_any_exit(manager, engine_manager, coordinator)
+            for signum in (signal.SIGTERM, signal.SIGINT):  # a stop now would only cut this short
+                signal.signal(signum, signal.SIG_IGN)
+            logger.error("%s exited; stopping the server (status %d)", ended, EXIT_FAILED)
+            _end_failed_group(manager, engine_manager, engine_gone)
+            return EXIT_FAILED
         finally:
             manager.shutdown(timeout=settings.shutdown_timeout + FRONTEND_EXIT_MARGIN_S)
             if engine_manager is not None:

@@ -9,6 +9,9 @@ What must be global stays global:
   kernel spreads new connections evenly over the listening ones. A front end listens only once its
   app is ready, so none is sent connections early.
 - Warm-up: front end 0 runs it once; the others wait for it before they listen.
+- The engine's fate: a front end cannot see the core die (it does not own it), so the supervisor
+  sets `engine_gone` when any process of the group exits; and each engine step reaches one front
+  end only, so the time of the last one is kept in `last_step`, shared, for the stall check.
 - Metrics: prometheus-client's multiprocess mode. Each process writes its series to files in one
   directory; /metrics on any front end reads them all, so every scrape sees the whole server.
 """
@@ -20,7 +23,6 @@ import multiprocessing
 import os
 import shutil
 import socket
-import sys
 import tempfile
 from contextlib import closing
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ from server.engine.base import FrontendLink
 from server.frontend import Frontend
 from server.http.deps import app_state
 from server.observability import logs
-from server.process.serve import serve
+from server.process.serve import exit_process, serve
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class _Payload:
     settings: Settings
     warmed: Any
     metrics_dir: str
+    engine_gone: Any  # a multiprocessing Event
+    last_step: Any  # a multiprocessing RawValue("d")
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -57,8 +61,8 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_multiprocess(settings: Settings, count: int) -> None:
-    """Run the supervisor until a signal or until a process exits."""
+def serve_multiprocess(settings: Settings, count: int) -> int:
+    """Run the supervisor until a signal or until a process exits; returns the exit status."""
     from server.engine import run_frontends
 
     metrics_dir = tempfile.mkdtemp(prefix="mixtral-serve-metrics-")
@@ -66,10 +70,19 @@ def serve_multiprocess(settings: Settings, count: int) -> None:
     # Bound, never listening: it holds the port (also a port-0 pick) and takes no connections.
     with closing(reuseport_socket(settings.host, settings.port)) as holder:
         port = holder.getsockname()[1]
-        warmed = multiprocessing.get_context("spawn").Event()
-        payload = _Payload(settings.model_copy(update={"port": port}), warmed, metrics_dir)
+        spawn = multiprocessing.get_context("spawn")
+        engine_gone = spawn.Event()
+        payload = _Payload(
+            settings.model_copy(update={"port": port}),
+            spawn.Event(),
+            metrics_dir,
+            engine_gone,
+            spawn.RawValue("d", 0.0),
+        )
         try:
-            run_frontends(settings, count, f"http://{settings.host}:{port}", run_frontend, payload)
+            return run_frontends(
+                settings, count, f"http://{settings.host}:{port}", run_frontend, payload, engine_gone
+            )
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -81,13 +94,14 @@ def run_frontend(_listen_address: str, _sock: Any, payload: _Payload, client_con
     engine_config = dict(client_config)
     index, count = int(engine_config.pop("client_index")), int(engine_config.pop("client_count"))
     engine_config.pop("api_server_loads", None)  # vLLM's own accept balancing; SO_REUSEPORT does ours
-    frontend = Frontend(FrontendLink(index, count, engine_config), payload.warmed, payload.metrics_dir)
+    link = FrontendLink(index, count, engine_config, payload.engine_gone, payload.last_step)
+    frontend = Frontend(link, payload.warmed, payload.metrics_dir)
     app = create_app(settings, frontend=frontend)
     sock = reuseport_socket(settings.host, settings.port)
     logger.info("front end %d of %d starting", index, count)
-    # The supervisor's SIGTERM drains this process like a lone server; a non-zero status (the
-    # engine died) makes the supervisor stop the rest and exit non-zero too.
-    sys.exit(
+    # The supervisor's SIGTERM drains this process like a lone server; its exit, whatever the
+    # status, makes the supervisor stop the rest and exit non-zero.
+    exit_process(
         serve(
             app_state(app).lifecycle, uvicorn.Config(app, **logs.uvicorn_logging(settings.log_level)), [sock]
         )

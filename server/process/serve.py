@@ -1,15 +1,23 @@
 """uvicorn under our drain: the first SIGTERM/SIGINT starts one, the process ends when it is done
-(see server/lifecycle.py for why)."""
+(see server/lifecycle.py for why).
+
+A signal during the start-up makes the app's lifespan give up (StartupStopped), which uvicorn can
+only report as a failed start-up (status 3, and the traceback at ERROR). Here that is a clean
+stop: status 0, one info line, and never a listening socket."""
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import sys
 from types import FrameType
 
 import uvicorn
 
 from server.lifecycle import Lifecycle, Phase
+
+UVICORN_ERRORS = "uvicorn.error"
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +40,15 @@ class DrainingServer(uvicorn.Server):
         logger.info("signal %d: not waiting for open requests", sig)
         self.should_exit = True
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        except SystemExit:  # uvicorn's exit for a lifespan that did not start
+            if not self.lifecycle.stopped_starting:
+                raise
+            logger.info("stopped during start-up, before serving")
+            self.should_exit = True  # and `started` stays False: uvicorn neither serves nor shuts down
+
     async def on_tick(self, counter: int) -> bool:
         return await super().on_tick(counter) or self.lifecycle.finished()
 
@@ -40,5 +57,33 @@ def serve(lifecycle: Lifecycle, config: uvicorn.Config, sockets: list[socket.soc
     """Run until drained or the engine died; returns the exit status. The drain did the waiting,
     so uvicorn's own graceful timeout only covers requests still open after it."""
     config.timeout_graceful_shutdown = GRACE_AFTER_DRAIN_S
-    DrainingServer(config, lifecycle).run(sockets=sockets)
+    errors, quiet = logging.getLogger(UVICORN_ERRORS), _quiet_when_stopped_starting(lifecycle)
+    errors.addFilter(quiet)
+    try:
+        DrainingServer(config, lifecycle).run(sockets=sockets)
+    finally:
+        errors.removeFilter(quiet)
     return lifecycle.exit_code
+
+
+def _quiet_when_stopped_starting(lifecycle: Lifecycle) -> logging.Filter:
+    """uvicorn's "startup failed" lines, with StartupStopped's traceback, are no failure here."""
+
+    class Quiet(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not (lifecycle.stopped_starting and record.levelno >= logging.ERROR)
+
+    return Quiet()
+
+
+def exit_process(status: int) -> None:
+    """Exit with `status`. A failed server (its engine died, hung or lost a front end) skips
+    Python's finalization, which can block for seconds on the dead engine's sockets (measured 2 to
+    13 s on the CPU engine, all after everything of ours was closed): its supervisor is waiting to
+    start a new one."""
+    if status == 0:
+        sys.exit(0)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
