@@ -387,9 +387,11 @@ async def test_drain_completes_open_streams_refuses_new_requests_and_exits_0(
     os.kill(server.proc.pid, signal.SIGTERM)
     signalled = time.monotonic()
     ready_503_after = await _until_ready_refuses(server.url, within=2)
-    async with kept_alive:
+    try:
         assert (await kept_alive.get("/health")).status_code == 200  # liveness: still alive
         kept = await _request(kept_alive, _body("kept alive", TOKENS, stream=False), DRAIN_REFUSALS)
+    finally:
+        await kept_alive.aclose()
     assert kept == "refused: shutting_down", kept
 
     async def late(i: int) -> str:
