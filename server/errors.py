@@ -65,9 +65,17 @@ class ClientDisconnectedError(APIError):
 
 
 class RequestTimeoutError(APIError):
-    """The request's deadline (server default or its own `timeout`) passed; its work was stopped."""
+    """The server's deadline (`--request-timeout`) passed; its work was stopped."""
 
     default_code = "request_timeout"
+
+
+class DeadlineExceededError(APIError):
+    """The deadline the client chose (the request's `timeout`) passed first; its work was stopped.
+    A 4xx, not the server's 504: the client's choice is the client's outcome, and must not count
+    as a server failure in the error-rate metrics and alerts."""
+
+    default_code = "deadline_exceeded"
 
 
 class EngineError(APIError):
@@ -90,6 +98,7 @@ ERROR_TABLE: dict[type[APIError], ErrorKind] = {
     EngineError: ErrorKind(500, "server_error"),
     EngineUnavailableError: ErrorKind(503, "service_unavailable"),
     RequestTimeoutError: ErrorKind(504, "timeout_error"),
+    DeadlineExceededError: ErrorKind(408, "timeout_error"),
     ClientDisconnectedError: ErrorKind(499, "client_closed_request"),
 }
 _FALLBACK = ErrorKind(500, "server_error")
