@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from server.admission.gate import Held
 from server.engine import fanout
 from server.engine.fanout import DeltaStream
-from server.errors import APIError, DeadlineExceededError, EngineUnavailableError
+from server.errors import RETRY_TOKEN_HEADER, APIError, DeadlineExceededError, EngineUnavailableError
 from server.http.auth import Caller
 from server.http.deps import ServerState, app_state
 from server.http.disconnect import cancel_on_disconnect
@@ -79,7 +79,8 @@ async def respond(
 ) -> Response:
     """`stream` set: an SSE response of its events; else the JSON body `collect` builds."""
     max_new = sum(c.request.sampling.max_tokens for c in choices)
-    ticket = state.admission.admit(caller.key, len(choices), prompt_tokens, max_new)
+    token = request.headers.get(RETRY_TOKEN_HEADER)
+    ticket = state.admission.admit(caller.key, len(choices), prompt_tokens, max_new, token=token)
     try:
         deltas = Held(state.admission, ticket, fanout.start(state.engine, choices))
     except BaseException:
