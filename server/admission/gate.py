@@ -100,12 +100,17 @@ class Admission:
         ticket = Ticket(key, sequences, prompt_tokens, prompt_tokens + max_new_tokens, admitted_at=now)
         try:
             with self._ledger.transaction() as txn:
-                self._check_server(txn, ticket, owner_of(key, token), now)
-                if key is not None:
-                    self._take_key(txn, ticket, now)
-                txn.add_load(SEQUENCES, sequences)
-                txn.add_load(QUEUED_TOKENS, prompt_tokens)
-                ticket.flight = txn.open_flight(sequences, now)
+                self._check_queue(txn, ticket)
+                # A refusal here is returned, not raised: the place in line it made must be committed.
+                refused = self._take_seats(txn, ticket, owner_of(key, token), now)
+                if refused is None:
+                    if key is not None:
+                        self._take_key(txn, ticket, now)
+                    txn.add_load(SEQUENCES, sequences)
+                    txn.add_load(QUEUED_TOKENS, prompt_tokens)
+                    ticket.flight = txn.open_flight(sequences, now)
+            if refused is not None:
+                raise refused
         except RateLimitError as exc:
             self._metrics.rejections.labels(reason=exc.code or "rate_limit").inc()
             raise
@@ -113,19 +118,23 @@ class Admission:
             self._metrics.key_in_flight.labels(key=key).inc()
         return ticket
 
-    def _check_server(self, txn: Txn, ticket: Ticket, owner: str | None, now: float) -> None:
+    def _take_seats(self, txn: Txn, ticket: Ticket, owner: str | None, now: float) -> RateLimitError | None:
         p = self._policy
         refused = take_seats(txn, p.max_in_flight, ticket.sequences, owner, now)
-        if refused is not None:
-            raise RateLimitError(
-                f"The server is at capacity ({int(txn.load(SEQUENCES))} of {p.max_in_flight} sequences "
-                "in flight, or kept for clients waiting their turn). Retry after the time in the "
-                "Retry-After header (retry-after-ms: the same, in milliseconds); without an API key, "
-                "present the X-Retry-Token header to keep your place in line.",
-                retry_after=refused.wait,
-                code="server_overloaded",
-                token=refused.token,
-            )
+        if refused is None:
+            return None
+        return RateLimitError(
+            f"The server is at capacity ({int(txn.load(SEQUENCES))} of {p.max_in_flight} sequences "
+            "in flight, or kept for clients waiting their turn). Retry after the time in the "
+            "Retry-After header (retry-after-ms: the same, in milliseconds); without an API key, "
+            "send back the X-Retry-Token header to keep your place in line.",
+            retry_after=refused.wait,
+            code="server_overloaded",
+            token=refused.token,
+        )
+
+    def _check_queue(self, txn: Txn, ticket: Ticket) -> None:
+        p = self._policy
         queued = txn.load(QUEUED_TOKENS)
         if queued > 0 and queued + ticket.prompt_tokens > p.max_queued_prompt_tokens:
             # Little's law: tokens leave the queue at (tokens queued) / (mean time one waits).
