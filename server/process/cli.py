@@ -22,7 +22,7 @@ from server.engine import default_api_server_count
 from server.http.deps import app_state
 from server.observability import logs
 from server.process.frontends import serve_multiprocess
-from server.process.serve import serve
+from server.process.serve import exit_now, serve
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:
@@ -65,13 +65,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs.configure_for(settings)
     count = front_end_count(settings)
     if count > 1:
-        serve_multiprocess(settings, count)
-        return
+        try:
+            serve_multiprocess(settings, count)
+        except SystemExit as stop:  # a signal ends the supervisor's wait this way (vllm_frontends.py)
+            if stop.code:
+                raise
+        exit_now(0)
     app = create_app(settings)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, **logs.uvicorn_logging(settings.log_level)
     )
-    sys.exit(serve(app_state(app).lifecycle, config))
+    exit_now(serve(app_state(app).lifecycle, config))
 
 
 if __name__ == "__main__":

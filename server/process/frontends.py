@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import shutil
 import socket
-import sys
 import tempfile
 from contextlib import closing
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from server.engine.base import FrontendLink
 from server.frontend import Frontend
 from server.http.deps import app_state
 from server.observability import logs
-from server.process.serve import serve
+from server.process.serve import exit_now, serve
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ def run_frontend(_listen_address: str, _sock: Any, payload: _Payload, client_con
     logger.info("front end %d of %d starting", index, count)
     # The supervisor's SIGTERM drains this process like a lone server; a non-zero status (the
     # engine died) makes the supervisor stop the rest and exit non-zero too.
-    sys.exit(
+    exit_now(
         serve(
             app_state(app).lifecycle, uvicorn.Config(app, **logs.uvicorn_logging(settings.log_level)), [sock]
         )
