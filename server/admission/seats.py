@@ -12,9 +12,11 @@ it, and only its owner may take them. The owner is the API key when there is one
 key), else a token the 429 hands out in the `X-Retry-Token` header and the retry presents. An
 anonymous place holds only once its owner came back with the token at or after the time it was
 told: a client that ignores Retry-After and the token gets a new token at every refusal, and those
-places, never claimed, must not hold seats. Coming back early keeps the place and changes nothing,
-so hammering gains nothing over waiting. A place not claimed within HOLD_GRACE_S of its hold is
-dropped, so an owner that gave up keeps seats idle for at most that long.
+places, never claimed, must not hold seats. Coming back early keeps the place and is refused even
+if a seat is free (else a client polling every few milliseconds would take the seats that free
+before the estimate, which one that sleeps as told cannot), so hammering gains nothing over
+waiting. A place not claimed within HOLD_GRACE_S of its hold is dropped, so an owner that gave up
+keeps seats idle for at most that long.
 
 Each decision is part of the caller's one ledger transaction; several front ends share the ledger.
 """
@@ -85,12 +87,14 @@ def take_seats(txn: Txn, capacity: int, need: int, owner: str | None, now: float
     in_flight = int(txn.load(SEQUENCES))
     mine = txn.reservation(owner) if owner is not None else None
     holding = mine is not None and mine.holds_from is not None and mine.holds_from <= now
+    if mine is not None and not holding and now < mine.due:  # early: the place stays, it waits its turn
+        return Refused(_clamp(mine.due - now), _token(mine.owner))
     before = mine.place if mine is not None and holding else None  # held for those ahead of it only
     if in_flight + txn.reserved(now, before=before, holding=True) + need <= capacity:
         if mine is not None:
             txn.drop_reservation(mine.owner)
         return None
-    if mine is not None and now < mine.due:  # early: the place stays as it was
+    if mine is not None and now < mine.due:  # holding, back before its seat freed
         return Refused(_clamp(mine.due - now), _token(mine.owner))
     ahead = txn.reserved(now, before=mine.place if mine is not None else None, holding=False)
     seat_time = txn.mean(SEAT_TIME) or UNKNOWN_SEAT_S
