@@ -49,9 +49,14 @@ class PayloadTooLargeError(APIError):
 
 
 class RateLimitError(APIError):
-    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+    """`retry_after`: seconds; `token`: the place in line the retry may present (X-Retry-Token)."""
+
+    def __init__(
+        self, message: str, *, retry_after: float, code: str | None = None, token: str | None = None
+    ) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+        self.token = token
 
 
 class EngineUnavailableError(APIError):
@@ -65,13 +70,24 @@ class ClientDisconnectedError(APIError):
 
 
 class RequestTimeoutError(APIError):
-    """The request's deadline (server default or its own `timeout`) passed; its work was stopped."""
+    """The server's deadline (`--request-timeout`) passed; its work was stopped."""
 
     default_code = "request_timeout"
 
 
+class DeadlineExceededError(APIError):
+    """The deadline the client chose (the request's `timeout`) passed first; its work was stopped.
+    A 4xx, not the server's 504: the client's choice is the client's outcome, and must not count
+    as a server failure in the error-rate metrics and alerts."""
+
+    default_code = "deadline_exceeded"
+
+
 class EngineError(APIError):
     """The engine failed a request for a reason that is not the client's."""
+
+
+RETRY_TOKEN_HEADER = "X-Retry-Token"
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,7 @@ ERROR_TABLE: dict[type[APIError], ErrorKind] = {
     EngineError: ErrorKind(500, "server_error"),
     EngineUnavailableError: ErrorKind(503, "service_unavailable"),
     RequestTimeoutError: ErrorKind(504, "timeout_error"),
+    DeadlineExceededError: ErrorKind(408, "timeout_error"),
     ClientDisconnectedError: ErrorKind(499, "client_closed_request"),
 }
 _FALLBACK = ErrorKind(500, "server_error")
@@ -114,7 +131,14 @@ def error_body(exc: APIError) -> dict[str, Any]:
 
 
 def error_headers(exc: APIError) -> dict[str, str]:
-    """Headers the status needs: Retry-After on a 429, in whole seconds, at least one."""
+    """Headers the status needs on a 429: Retry-After in whole seconds (at least one, rounded up,
+    as HTTP has it), retry-after-ms exact (OpenAI's SDKs read it first), and the place in line."""
     if isinstance(exc, RateLimitError):
-        return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        headers = {
+            "Retry-After": str(max(1, math.ceil(exc.retry_after))),
+            "retry-after-ms": str(max(1, math.ceil(exc.retry_after * 1000))),
+        }
+        if exc.token is not None:
+            headers[RETRY_TOKEN_HEADER] = exc.token
+        return headers
     return {}

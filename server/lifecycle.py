@@ -6,7 +6,10 @@ gets refused connections, not an answer. Here the first SIGTERM (or SIGINT) only
 /ready turns 503, new requests get an OpenAI-shaped 503 (on new and on kept-alive connections,
 which the 503 closes), and the requests already running finish. When the last one has ended, or
 `--shutdown-timeout` has passed, uvicorn's own shutdown runs, the engine stops, and the process
-exits 0. A second signal skips the wait.
+exits 0. A second signal skips the wait. At the deadline, the requests still open are told: each
+waits on `stopping()`, ends its stream with a `shutting_down` error event and `[DONE]` (or answers
+503), and the process waits up to STOP_GRACE_S more for them to finish writing, so that the shared
+state (the admission ledger, the engine) is closed only after the last of them.
 
 When the engine dies the server cannot recover; it answers 503 for a moment (probes and load
 balancers see why) and exits non-zero, so that its supervisor (systemd, Docker, Kubernetes)
@@ -38,6 +41,8 @@ T = TypeVar("T")
 EXIT_ENGINE_DEAD = 1
 ENGINE_POLL_S = 0.1
 DEAD_LINGER_S = 1.0  # 503s, not refused connections, for the first second after the engine died
+# After the drain deadline, how long open requests get to write their shutting-down event and end.
+STOP_GRACE_S = 1.0
 # Paths that are not work: answered while draining, and never waited for.
 PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
@@ -72,6 +77,7 @@ class Lifecycle:
         self._watcher: asyncio.Task[None] | None = None
         self._start_step: asyncio.Future[Any] | None = None
         self.stopped_starting = False
+        self._stop = asyncio.Event()  # set at the drain deadline: open requests end now
 
     @property
     def exit_code(self) -> int:
@@ -139,12 +145,25 @@ class Lifecycle:
             return False
         now = time.monotonic()
         if now >= self._ends_by:
-            if self.in_flight:
-                logger.warning("shutdown timeout: cancelling %d open request(s)", self.in_flight)
-            return True
+            return self._past_deadline(now - self._ends_by)
         if self._dead_since is not None and now - self._dead_since < DEAD_LINGER_S:
             return False
         return self.in_flight == 0
+
+    def _past_deadline(self, late: float) -> bool:
+        if not self._stop.is_set():
+            self._stop.set()
+            if self.in_flight:
+                logger.warning("shutdown timeout: ending %d open request(s)", self.in_flight)
+        if self.in_flight and late < STOP_GRACE_S:
+            return False
+        if self.in_flight:
+            logger.warning("%d request(s) did not end in %.1f s; uvicorn cancels them", self.in_flight, late)
+        return True
+
+    async def stopping(self) -> None:
+        """Returns at the drain deadline (never, while serving): what is still open must end now."""
+        await self._stop.wait()
 
     def watch_engine(self, engine: Engine) -> None:
         """Poll the engine's health (a flag check, no round trip) so that its death ends the process

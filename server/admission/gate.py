@@ -9,28 +9,35 @@ return to zero. What is counted:
   `--max-queued-prompt-tokens`;
 - per API key: requests at once, and token buckets for requests and tokens a minute. Tokens are
   the prompt plus max_tokens, held while the request runs; the unused part goes back at its end.
-Retry-After comes from what was measured: sequences finished and prompt tokens prefilled per
-second over the last seconds, or the bucket's refill time. All counts live in the shared ledger.
+Retry-After comes from the work in flight and the measured mean time a request holds its seats
+or waits for its prefill (server/admission/seats.py, which also keeps a refused client's place in
+line), or the bucket's refill time. All counts live in the shared ledger.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from server.admission.ledger import Ledger, Txn
+from server.admission.seats import (
+    MAX_WAIT_S,
+    MIN_WAIT_S,
+    PREFILL_TIME,
+    SEAT_TIME,
+    SEQUENCES,
+    UNKNOWN_SEAT_S,
+    owner_of,
+    take_seats,
+)
 from server.config import Settings
 from server.engine.base import Delta, ModelCard
 from server.engine.fanout import DeltaStream
 from server.errors import InvalidRequestError, RateLimitError
 from server.observability.metrics import ServerMetrics
 
-SEQUENCES = "sequences"
 QUEUED_TOKENS = "queued_prompt_tokens"
-FINISHED = "finished_sequences"
-PREFILLED = "prefilled_tokens"
-MAX_RETRY_AFTER_S = 60.0
-UNKNOWN_RATE_RETRY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,33 +65,52 @@ class Ticket:
     sequences: int
     prompt_tokens: int
     held_tokens: int  # prompt + max_tokens of every sequence, charged to the key's token bucket
+    admitted_at: float = 0.0
+    flight: int = 0  # its row in the ledger's flights
     started: bool = False
     released: bool = False
 
 
-def _wait(amount: float, per_second: float | None) -> float:
-    if not per_second:
-        return UNKNOWN_RATE_RETRY_S
-    return min(MAX_RETRY_AFTER_S, max(1.0, amount / per_second))
+def _wait(amount: float, per_second: float) -> float:
+    return min(MAX_WAIT_S, max(MIN_WAIT_S, amount / per_second))
 
 
 class Admission:
-    def __init__(self, ledger: Ledger, policy: Policy, metrics: ServerMetrics) -> None:
+    """`clock`: wall time (the ledger is shared by processes); tests pass a fake one."""
+
+    def __init__(
+        self, ledger: Ledger, policy: Policy, metrics: ServerMetrics, clock: Callable[[], float] = time.time
+    ) -> None:
         self._ledger = ledger
         self._policy = policy
         self._metrics = metrics
+        self._clock = clock
 
-    def admit(self, key: str | None, sequences: int, prompt_tokens: int, max_new_tokens: int) -> Ticket:
-        """Take the request's share of every limit, or raise RateLimitError (nothing taken)."""
-        ticket = Ticket(key, sequences, prompt_tokens, prompt_tokens + max_new_tokens)
-        now = time.time()
+    def admit(
+        self,
+        key: str | None,
+        sequences: int,
+        prompt_tokens: int,
+        max_new_tokens: int,
+        token: str | None = None,
+    ) -> Ticket:
+        """Take the request's share of every limit, or raise RateLimitError (nothing taken, but a
+        place in line kept for `key`, or for `token`: what an earlier 429 handed this client)."""
+        now = self._clock()
+        ticket = Ticket(key, sequences, prompt_tokens, prompt_tokens + max_new_tokens, admitted_at=now)
         try:
             with self._ledger.transaction() as txn:
-                self._check_server(txn, ticket, now)
-                if key is not None:
-                    self._take_key(txn, ticket, now)
-                txn.add_load(SEQUENCES, sequences)
-                txn.add_load(QUEUED_TOKENS, prompt_tokens)
+                self._check_queue(txn, ticket)
+                # A refusal here is returned, not raised: the place in line it made must be committed.
+                refused = self._take_seats(txn, ticket, owner_of(key, token), now)
+                if refused is None:
+                    if key is not None:
+                        self._take_key(txn, ticket, now)
+                    txn.add_load(SEQUENCES, sequences)
+                    txn.add_load(QUEUED_TOKENS, prompt_tokens)
+                    ticket.flight = txn.open_flight(sequences, now)
+            if refused is not None:
+                raise refused
         except RateLimitError as exc:
             self._metrics.rejections.labels(reason=exc.code or "rate_limit").inc()
             raise
@@ -92,24 +118,31 @@ class Admission:
             self._metrics.key_in_flight.labels(key=key).inc()
         return ticket
 
-    def _check_server(self, txn: Txn, ticket: Ticket, now: float) -> None:
+    def _take_seats(self, txn: Txn, ticket: Ticket, owner: str | None, now: float) -> RateLimitError | None:
         p = self._policy
-        in_flight = txn.load(SEQUENCES)
-        if in_flight + ticket.sequences > p.max_in_flight:
-            excess = in_flight + ticket.sequences - p.max_in_flight
-            raise RateLimitError(
-                f"The server is at capacity ({int(in_flight)} of {p.max_in_flight} sequences in flight). "
-                "Retry after the time in the Retry-After header.",
-                retry_after=_wait(excess, txn.rate(FINISHED, now)),
-                code="server_overloaded",
-            )
+        refused = take_seats(txn, p.max_in_flight, ticket.sequences, owner, now)
+        if refused is None:
+            return None
+        return RateLimitError(
+            f"The server is at capacity ({int(txn.load(SEQUENCES))} of {p.max_in_flight} sequences "
+            "in flight, or kept for clients waiting their turn). Retry after the time in the "
+            "Retry-After header (retry-after-ms: the same, in milliseconds); without an API key, "
+            "send back the X-Retry-Token header to keep your place in line.",
+            retry_after=refused.wait,
+            code="server_overloaded",
+            token=refused.token,
+        )
+
+    def _check_queue(self, txn: Txn, ticket: Ticket) -> None:
+        p = self._policy
         queued = txn.load(QUEUED_TOKENS)
         if queued > 0 and queued + ticket.prompt_tokens > p.max_queued_prompt_tokens:
+            # Little's law: tokens leave the queue at (tokens queued) / (mean time one waits).
             excess = queued + ticket.prompt_tokens - p.max_queued_prompt_tokens
             raise RateLimitError(
                 f"The server's prompt queue is full ({int(queued)} of {p.max_queued_prompt_tokens} "
                 "prompt tokens waiting). Retry after the time in the Retry-After header.",
-                retry_after=_wait(excess, txn.rate(PREFILLED, now)),
+                retry_after=_wait(excess, queued / (txn.mean(PREFILL_TIME) or UNKNOWN_SEAT_S)),
                 code="queue_full",
             )
 
@@ -139,7 +172,7 @@ class Admission:
             if level < cost:
                 raise RateLimitError(
                     f"API key '{key}' is over its limit of {limit} {kind} per minute.",
-                    retry_after=_wait(cost - level, limit / 60.0),
+                    retry_after=max(1.0, _wait(cost - level, limit / 60.0)),
                     code=f"{kind}_per_minute_exceeded",
                 )
             taken.append((name, level - cost))
@@ -152,22 +185,23 @@ class Admission:
         if ticket.started:
             return
         ticket.started = True
-        now = time.time()
+        now = self._clock()
         with self._ledger.transaction() as txn:
             txn.add_load(QUEUED_TOKENS, -ticket.prompt_tokens)
-            txn.count(PREFILLED, ticket.prompt_tokens, now)
+            txn.observe(PREFILL_TIME, now - ticket.admitted_at)
 
     def release(self, ticket: Ticket, completion_tokens: int) -> None:
         """Give everything back; the unused part of max_tokens returns to the key's bucket."""
         if ticket.released:
             return
         ticket.released = True
-        now = time.time()
+        now = self._clock()
         with self._ledger.transaction() as txn:
             txn.add_load(SEQUENCES, -ticket.sequences)
             if not ticket.started:
                 txn.add_load(QUEUED_TOKENS, -ticket.prompt_tokens)
-            txn.count(FINISHED, ticket.sequences, now)
+            if txn.close_flight(ticket.flight) is not None:
+                txn.observe(SEAT_TIME, now - ticket.admitted_at)
             if ticket.key is not None:
                 txn.add_load(f"key:{ticket.key}", -1)
                 self._refund(txn, ticket, completion_tokens, now)

@@ -11,8 +11,14 @@ Rows:
 - `load(name, value)`: sums, e.g. sequences in flight, prompt tokens not yet prefilled, and
   requests in flight per key (`key:<name>`).
 - `buckets(name, level, at)`: token buckets, refilled lazily from the time of the last visit.
-- `rates(name, start, count, last)`: events per second over windows of RATE_WINDOW_S, for the
-  Retry-After estimates.
+- `flights(id, sequences, since)`: each admitted request until it ends, with its admission time:
+  the seats that will free next are those of the oldest (server/admission/seats.py).
+- `means(name, value)`: running means (exponentially weighted) of how long a sequence holds its
+  seat and how long a prompt waits to be prefilled. Measured per request, so idle time between
+  requests does not dilute them (a rate over wall time did: after an idle minute Retry-After said
+  60 s while the work in flight ended in about a second).
+- `reservations(owner, place, sequences, due, expires, holds_from)`: places in line that a 429 gave
+  out, first come first served by `place` (server/admission/seats.py says who holds what).
 """
 
 from __future__ import annotations
@@ -20,18 +26,39 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-RATE_WINDOW_S = 10.0
-MIN_RATE_SPAN_S = 2.0
+# Weight of the newest observation in a running mean: about the last ten requests count.
+MEAN_WEIGHT = 0.1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS load (name TEXT PRIMARY KEY, value REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, level REAL NOT NULL, at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS rates (
-    name TEXT PRIMARY KEY, start REAL NOT NULL, count REAL NOT NULL, last REAL
+CREATE TABLE IF NOT EXISTS flights (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, sequences INTEGER NOT NULL, since REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flights_since ON flights (since);
+CREATE TABLE IF NOT EXISTS means (name TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS reservations (
+    owner TEXT PRIMARY KEY, place INTEGER NOT NULL, sequences INTEGER NOT NULL, due REAL NOT NULL,
+    expires REAL NOT NULL, holds_from REAL
 );
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A place in line for `sequences` seats. From `holds_from` (None: not yet) until `expires`,
+    freed seats are kept for it; `due` is when its owner was told to come back. A lower `place`
+    was refused first, and is served first."""
+
+    owner: str
+    place: int
+    sequences: int
+    due: float
+    expires: float
+    holds_from: float | None
 
 
 class Txn:
@@ -66,33 +93,66 @@ class Txn:
             (name, level, now),
         )
 
-    def count(self, name: str, amount: float, now: float) -> None:
-        """Add `amount` events to the rate `name`; a window older than RATE_WINDOW_S is closed."""
-        row = self._conn.execute("SELECT start, count FROM rates WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            self._conn.execute(
-                "INSERT INTO rates (name, start, count, last) VALUES (?, ?, ?, NULL)", (name, now, amount)
-            )
-            return
-        start, total = float(row[0]), float(row[1])
-        if now - start >= RATE_WINDOW_S:
-            last = total / (now - start)
-            self._conn.execute(
-                "UPDATE rates SET start = ?, count = ?, last = ? WHERE name = ?", (now, amount, last, name)
-            )
-        else:
-            self._conn.execute("UPDATE rates SET count = count + ? WHERE name = ?", (amount, name))
+    def open_flight(self, sequences: int, now: float) -> int:
+        cursor = self._conn.execute("INSERT INTO flights (sequences, since) VALUES (?, ?)", (sequences, now))
+        return int(cursor.lastrowid or 0)
 
-    def rate(self, name: str, now: float) -> float | None:
-        """Events per second: the open window once it spans MIN_RATE_SPAN_S, else the last closed
-        one; None before anything was counted."""
-        row = self._conn.execute("SELECT start, count, last FROM rates WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return None
-        start, total, last = float(row[0]), float(row[1]), row[2]
-        if now - start >= MIN_RATE_SPAN_S and total > 0:
-            return total / (now - start)
-        return float(last) if last else None
+    def close_flight(self, flight: int) -> float | None:
+        """Removes the flight; returns when it was admitted (None if it was not there)."""
+        row = self._conn.execute("SELECT since FROM flights WHERE id = ?", (flight,)).fetchone()
+        self._conn.execute("DELETE FROM flights WHERE id = ?", (flight,))
+        return float(row[0]) if row else None
+
+    def flights(self) -> list[tuple[float, int]]:
+        """(admitted at, sequences) of every request in flight, oldest first."""
+        rows = self._conn.execute("SELECT since, sequences FROM flights ORDER BY since").fetchall()
+        return [(float(since), int(n)) for since, n in rows]
+
+    def mean(self, name: str) -> float | None:
+        row = self._conn.execute("SELECT value FROM means WHERE name = ?", (name,)).fetchone()
+        return float(row[0]) if row else None
+
+    def observe(self, name: str, value: float) -> None:
+        """Fold `value` into the running mean `name` (the first value is taken as it is)."""
+        self._conn.execute(
+            "INSERT INTO means (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + ? * (excluded.value - value)",
+            (name, value, MEAN_WEIGHT),
+        )
+
+    def reservation(self, owner: str) -> Reservation | None:
+        row = self._conn.execute(
+            "SELECT owner, place, sequences, due, expires, holds_from FROM reservations WHERE owner = ?",
+            (owner,),
+        ).fetchone()
+        return Reservation(*row) if row else None
+
+    def next_place(self) -> int:
+        row = self._conn.execute("SELECT COALESCE(MAX(place), 0) + 1 FROM reservations").fetchone()
+        return int(row[0])
+
+    def put_reservation(self, r: Reservation) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO reservations (owner, place, sequences, due, expires, holds_from) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (r.owner, r.place, r.sequences, r.due, r.expires, r.holds_from),
+        )
+
+    def drop_reservation(self, owner: str) -> None:
+        self._conn.execute("DELETE FROM reservations WHERE owner = ?", (owner,))
+
+    def expire_reservations(self, now: float) -> None:
+        self._conn.execute("DELETE FROM reservations WHERE expires <= ?", (now,))
+
+    def reserved(self, now: float, *, before: int | None, holding: bool) -> int:
+        """Seats of the places ahead of `before` (None: of all) that hold now (`holding`), or that
+        hold or will (a time to hold from is set, though maybe later)."""
+        row = self._conn.execute(
+            "SELECT COALESCE(SUM(sequences), 0) FROM reservations "
+            "WHERE holds_from IS NOT NULL AND holds_from <= ? AND place < ?",
+            (now if holding else float("inf"), before if before is not None else 1 << 62),
+        ).fetchone()
+        return int(row[0])
 
 
 class Ledger:

@@ -36,7 +36,7 @@ from vllm.v1.executor import Executor
 from vllm.v1.utils import APIServerProcessManager
 
 from server.config import Settings
-from server.engine.vllm import engine_args, resolve_model_path
+from server.engine.vllm import ENGINE_SHUTDOWN_TIMEOUT_S, engine_args, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,15 @@ def run_frontends(
         finally:
             manager.shutdown(timeout=settings.shutdown_timeout + FRONTEND_EXIT_MARGIN_S)
             if engine_manager is not None:
-                engine_manager.shutdown()
+                _stop_engine_core(engine_manager)
             if coordinator is not None:
                 coordinator.shutdown()
+
+
+def _stop_engine_core(engine_manager: Any) -> None:
+    """The front ends are gone, nothing runs: a second for the engine core to exit (vLLM's default
+    wait is 5 s, which its CPU worker takes) before vLLM kills it. vLLM 0.26 takes no timeout."""
+    if "timeout" in inspect.signature(engine_manager.shutdown).parameters:
+        engine_manager.shutdown(timeout=ENGINE_SHUTDOWN_TIMEOUT_S)
+    else:
+        engine_manager.shutdown()

@@ -12,5 +12,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse} for status in statuses}
 
 
-# The generating routes: bad input, key, model, body size, admission, engine, deadline.
-GENERATION_ERRORS = error_responses(400, 401, 404, 413, 429, 503, 504)
+# The generating routes: bad input, key, model, body size, admission, engine, deadlines (the
+# request's own: 408; the server's: 504).
+GENERATION_ERRORS = error_responses(400, 401, 404, 408, 413, 429, 503, 504)

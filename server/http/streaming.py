@@ -10,9 +10,10 @@ about 9 us per event on a 2-core dev machine, most of what a streamed token cost
 (bench/results/2026-11-23-frontend-profile). What we used from it is kept here: a watcher races the
 client's disconnect against the body in one task group; when the client goes, the body is
 cancelled, the `aclosing` below closes the event source, and that closes the engine streams, which
-abort their engine requests at once. One difference: on server shutdown, open streams are not cut
-at once; uvicorn lets them finish for its graceful shutdown timeout, then cancels them, which aborts
-them the same way (and uvicorn logs the cancelled request as an error).
+abort their engine requests at once. Two more things end a stream early, each with an error event
+and `[DONE]` in a properly ended body: its deadline (a cancel scope), and the server's drain deadline
+(`stop`, which the watcher races the same way): the client learns the server is shutting down, and
+the body is closed before the shared state it needs is.
 """
 
 from __future__ import annotations
@@ -29,8 +30,16 @@ from anyio import CancelScope
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from server.errors import APIError, EngineError, RequestTimeoutError, error_body
+from server.errors import (
+    APIError,
+    DeadlineExceededError,
+    EngineError,
+    EngineUnavailableError,
+    RequestTimeoutError,
+    error_body,
+)
 from server.http.disconnect import count_client_disconnect
+from server.observability import request_context
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +52,8 @@ def _error_event(exc: APIError) -> bytes:
     return b"data: " + json.dumps(error_body(exc)).encode() + b"\n\n"
 
 
-TIMEOUT_EVENT = _error_event(
-    RequestTimeoutError("The request passed its deadline (the server's or its own `timeout`): stopped.")
-)
+SERVER_TIMEOUT = RequestTimeoutError("The request passed the server's deadline (--request-timeout): stopped.")
+SHUTDOWN_EVENT = _error_event(EngineUnavailableError("The server is shutting down.", code="shutting_down"))
 
 
 async def _frames(events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
@@ -73,9 +81,13 @@ class EventStream(Response):
         ping_seconds: float = PING_SECONDS,
         *,
         deadline: float | None = None,
+        deadline_error: APIError = SERVER_TIMEOUT,
+        stop: Callable[[], Awaitable[None]] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """`deadline`: event-loop time when the stream is cut with a timeout error event.
+        """`deadline`: event-loop time when the stream is cut with `deadline_error` as its event.
+        `stop`: returns when the server stops waiting for open requests (the drain deadline); the
+        stream then ends with a `shutting_down` event.
         `on_close`: awaited when the response ends in any way, even if `events` never started
         (a client gone before the first byte): what the request holds is given back there."""
         self.status_code = 200
@@ -84,6 +96,10 @@ class EventStream(Response):
         self._events = events
         self._ping_seconds = ping_seconds
         self._deadline = math.inf if deadline is None else deadline
+        self._deadline_event = _error_event(deadline_error)
+        self._client_deadline = isinstance(deadline_error, DeadlineExceededError)
+        self._stop = stop
+        self._stopped = CancelScope()
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,6 +116,8 @@ class EventStream(Response):
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_disconnect, scope, receive, group.cancel_scope)
             group.start_soon(self._ping, send)
+            if self._stop is not None:
+                group.start_soon(self._stop_at, self._stop)
             try:
                 await self._stream(send)
             except Exception as exc:  # raised below, outside the group, so not as an ExceptionGroup
@@ -113,13 +131,22 @@ class EventStream(Response):
 
     async def _stream(self, send: Send) -> None:
         frames = _frames(self._events)
-        with anyio.CancelScope(deadline=self._deadline) as deadline:
+        with self._stopped, anyio.CancelScope(deadline=self._deadline) as deadline:
             async with contextlib.aclosing(frames):
                 async for frame in frames:
                     await send({"type": "http.response.body", "body": frame, "more_body": True})
         if deadline.cancelled_caught:
             logger.warning("stream passed its deadline; its engine work was stopped")
-            await send({"type": "http.response.body", "body": TIMEOUT_EVENT + DONE, "more_body": True})
+            if self._client_deadline:
+                request_context.record_client_deadline()
+            await send({"type": "http.response.body", "body": self._deadline_event + DONE, "more_body": True})
+        elif self._stopped.cancelled_caught:
+            logger.warning("stream cut at the shutdown deadline; its engine work was stopped")
+            await send({"type": "http.response.body", "body": SHUTDOWN_EVENT + DONE, "more_body": True})
+
+    async def _stop_at(self, stop: Callable[[], Awaitable[None]]) -> None:
+        await stop()
+        self._stopped.cancel()
 
     async def _ping(self, send: Send) -> None:
         """A comment line now and then keeps proxies from closing a quiet stream (a long queue wait)."""

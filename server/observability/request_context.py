@@ -38,6 +38,7 @@ class RequestContext:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reasons: list[str] | None = None  # set once the answer ran to its end
+    client_deadline: bool = False  # the request's own `timeout` ended it
     # Seen on the wire.
     status: int = 500  # if the app raised before it responded
     first_byte: float | None = None
@@ -48,12 +49,15 @@ class RequestContext:
 
     def finish_reason(self) -> str:
         """One value per request: `length` if any choice hit its token limit, else `stop`; `abort` if
-        the client left first; `error` if it failed after the response began; `none` if refused or
-        failed before (the status says why)."""
+        the client left first; `timeout` if the request's own deadline (its `timeout`) ended it, a
+        client's outcome, counted apart from server errors; `error` if it failed after the response
+        began; `none` if refused or failed before (the status says why)."""
         if self.finish_reasons:
             return "length" if "length" in self.finish_reasons else "stop"
         if self.disconnected:
             return "abort"
+        if self.client_deadline:
+            return "timeout"
         return "error" if self.status == 200 else "none"
 
 
@@ -96,6 +100,13 @@ def record_engine_requests(request_ids: Iterable[str]) -> None:
     context = _CURRENT.get()
     if context is not None:
         context.engine_request_ids.extend(request_ids)
+
+
+def record_client_deadline() -> None:
+    """The request's own deadline passed (a 408, or a stream's deadline event)."""
+    context = _CURRENT.get()
+    if context is not None:
+        context.client_deadline = True
 
 
 def record_usage(prompt_tokens: int, completion_tokens: int, finish_reasons: Iterable[str]) -> None:

@@ -22,7 +22,7 @@ from server.engine import default_api_server_count
 from server.http.deps import app_state
 from server.observability import logs
 from server.process.frontends import serve_multiprocess
-from server.process.serve import exit_process, serve
+from server.process.serve import exit_now, serve
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:
@@ -65,12 +65,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs.configure_for(settings)
     count = front_end_count(settings)
     if count > 1:
-        exit_process(serve_multiprocess(settings, count))
+        try:
+            status = serve_multiprocess(settings, count)
+        except SystemExit as stop:  # a signal ends the supervisor's wait this way (vllm_frontends.py)
+            if stop.code:
+                raise
+            status = 0
+        exit_now(status)
     app = create_app(settings)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, **logs.uvicorn_logging(settings.log_level)
     )
-    exit_process(serve(app_state(app).lifecycle, config))
+    exit_now(serve(app_state(app).lifecycle, config))
 
 
 if __name__ == "__main__":

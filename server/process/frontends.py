@@ -36,7 +36,7 @@ from server.engine.base import FrontendLink
 from server.frontend import Frontend
 from server.http.deps import app_state
 from server.observability import logs
-from server.process.serve import exit_process, serve
+from server.process.serve import exit_now, serve
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def run_frontend(_listen_address: str, _sock: Any, payload: _Payload, client_con
     logger.info("front end %d of %d starting", index, count)
     # The supervisor's SIGTERM drains this process like a lone server; its exit, whatever the
     # status, makes the supervisor stop the rest and exit non-zero.
-    exit_process(
+    exit_now(
         serve(
             app_state(app).lifecycle, uvicorn.Config(app, **logs.uvicorn_logging(settings.log_level)), [sock]
         )

@@ -61,7 +61,7 @@ REQUEST_TIMEOUT_S = 60.0
 MAX_GENERATED_TOKENS = 2
 MAX_CHOICES = 2
 MAX_PROMPTS = 3
-OWN_DEADLINE_STATUS = 504
+OWN_DEADLINE_STATUS = 408
 
 JSON_CHECKS = [
     not_a_server_error,
@@ -149,7 +149,7 @@ class FuzzReport:
 
 
 def own_deadline_passed(case: Case, response: httpx.Response) -> bool:
-    """A 504 is the answer the request asked for when its own `timeout` (which may be 1e-300 s)
+    """A 408 is the answer the request asked for when its own `timeout` (which may be 1e-300 s)
     ran out first; the server's default deadline passing on a tiny generated request is a failure."""
     own_timeout = isinstance(case.body, dict) and case.body.get("timeout") is not None
     if not own_timeout or response.status_code != OWN_DEADLINE_STATUS:

@@ -114,7 +114,9 @@ def test_rate_limit_sets_retry_after_rounded_to_whole_seconds(client: TestClient
 
 
 def test_rate_limit_retry_after_is_at_least_one_second(client: TestClient) -> None:
-    assert client.get("/raise/rate_limited_soon").headers["retry-after"] == "1"
+    headers = client.get("/raise/rate_limited_soon").headers
+    assert headers["retry-after"] == "1"
+    assert headers["retry-after-ms"] == "200"  # the exact wait, for clients that read it (OpenAI's)
 
 
 def test_only_rate_limit_errors_carry_retry_after(client: TestClient) -> None:

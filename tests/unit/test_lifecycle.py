@@ -3,6 +3,7 @@ draining, and what the first and second signal do."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import httpx
@@ -10,7 +11,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from server.http.middleware.drain import LifecycleMiddleware
-from server.lifecycle import Lifecycle, Phase
+from server.lifecycle import STOP_GRACE_S, Lifecycle, Phase
 from server.process.serve import DrainingServer
 
 
@@ -38,7 +39,7 @@ def test_a_drain_ends_when_the_last_request_has_or_at_the_timeout() -> None:
     out_of_time = Lifecycle(shutdown_timeout=0)
     out_of_time.in_flight = 1
     out_of_time.begin_drain()
-    assert out_of_time.finished()
+    assert not out_of_time.finished()  # out of time: the open request is told, and gets a grace
 
 
 def test_a_dead_engine_means_exit_status_1() -> None:
@@ -74,3 +75,25 @@ def test_the_first_signal_drains_and_the_second_stops() -> None:
     assert server._captured_signals == []
     server.handle_exit(signal.SIGTERM, None)
     assert server.should_exit
+
+
+async def test_at_the_drain_deadline_open_requests_are_told_to_stop_and_get_a_grace_to_end() -> None:
+    lifecycle = Lifecycle(shutdown_timeout=0.05)
+    lifecycle.serving()
+    lifecycle.in_flight = 1
+    stopping = asyncio.create_task(lifecycle.stopping())
+    lifecycle.begin_drain()
+    await asyncio.sleep(0.01)
+    assert not lifecycle.finished() and not stopping.done()  # before the deadline: they may finish
+    await asyncio.sleep(0.06)
+    assert not lifecycle.finished()  # the deadline passed: told to stop, and waited for
+    await asyncio.wait_for(stopping, 1)
+    lifecycle.in_flight = 0  # they wrote their shutting-down event and ended
+    assert lifecycle.finished()
+
+    stuck = Lifecycle(shutdown_timeout=0)
+    stuck.in_flight = 1
+    stuck.begin_drain()
+    assert not stuck.finished()
+    await asyncio.sleep(STOP_GRACE_S + 0.05)
+    assert stuck.finished()  # a request that does not end is not waited for past the grace

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from server.config import Settings
+from server.errors import RETRY_TOKEN_HEADER
 from server.observability.request_context import REQUEST_ID_HEADER
 
 
@@ -22,5 +23,6 @@ def install_cors(app: FastAPI, settings: Settings) -> None:
         allow_methods=settings.cors_allow_methods,
         allow_headers=settings.cors_allow_headers,
         allow_credentials=settings.cors_allow_credentials,
-        expose_headers=[REQUEST_ID_HEADER],
+        # A page that honours a 429's wait must be able to read it, and keep its place in line.
+        expose_headers=[REQUEST_ID_HEADER, "Retry-After", "retry-after-ms", RETRY_TOKEN_HEADER],
     )

@@ -25,6 +25,9 @@ async def _outcome(http: httpx.AsyncClient, i: int, headers: dict[str, str] | No
     resp = await http.post("/v1/chat/completions", json=body, headers=headers or {})
     if resp.status_code == 429:
         assert int(resp.headers["retry-after"]) >= 1
+        assert 0 < int(resp.headers["retry-after-ms"]) <= 1000 * int(resp.headers["retry-after"])
+        if headers is None and resp.json()["error"]["code"] == "server_overloaded":
+            assert len(resp.headers["x-retry-token"]) == 32  # an anonymous client's place in line
         code: str = resp.json()["error"]["code"]
         return f"rejected:{code}"
     assert resp.status_code == 200, resp.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +35,7 @@ def test_in_flight_cap_refuses_whole_requests_and_counts_return_to_zero(tmp_path
     with pytest.raises(RateLimitError) as refused:
         adm.admit(None, 2, prompt_tokens=10, max_new_tokens=5)  # 3 + 2 > 4: nothing of it is taken
     assert refused.value.code == "server_overloaded"
-    assert 1 <= refused.value.retry_after <= 60
+    assert 0 < refused.value.retry_after <= 60
     second = adm.admit(None, 1, prompt_tokens=10, max_new_tokens=5)
     assert adm.in_flight() == (4, 20)
     adm.started(first)
@@ -45,18 +44,6 @@ def test_in_flight_cap_refuses_whole_requests_and_counts_return_to_zero(tmp_path
     adm.release(second, 0)  # never started: its prompt leaves the queue too
     adm.release(second, 0)  # a second release changes nothing
     assert adm.in_flight() == (0, 0)
-
-
-def test_retry_after_follows_the_measured_drain_rate(tmp_path: Path) -> None:
-    adm = admission(tmp_path, max_in_flight=20)
-    tickets = [adm.admit(None, 1, 1, 1) for _ in range(20)]
-    start = time.time()
-    for t in tickets[:10]:
-        adm.release(t, 1)
-    time.sleep(max(0.0, 2.05 - (time.time() - start)))  # the open window now spans 2 s: ~5/s
-    with pytest.raises(RateLimitError) as refused:
-        adm.admit(None, 15, 1, 1)  # 10 + 15 - 20 = 5 over, at ~5 finished a second: ~1 s
-    assert 1.0 <= refused.value.retry_after <= 1.2
 
 
 def test_queued_prompt_tokens_cap(tmp_path: Path) -> None:

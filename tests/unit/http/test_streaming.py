@@ -119,3 +119,31 @@ async def test_a_quiet_stream_gets_ping_comments() -> None:
     assert all(p.endswith(b"\n\n") and p.count(b"\n") == 2 for p in pings)
     assert client.body.endswith(b"data: {}\n\ndata: [DONE]\n\n")
     assert client.finished
+
+
+async def test_the_drain_deadline_ends_the_stream_with_a_shutting_down_event_and_a_finished_body() -> None:
+    closed = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def endless() -> AsyncGenerator[bytes, None]:
+        try:
+            while True:
+                yield b"{}"
+                stop.set()  # the deadline comes while the stream is mid-way
+                await asyncio.sleep(0.001)
+        finally:
+            closed.set()
+
+    client = Client()
+    await asyncio.wait_for(run(EventStream(endless(), stop=stop.wait), client), 2)
+    assert closed.is_set()  # the event source is closed: its engine requests are aborted
+    events = [e for e in client.body.split(b"\n\n") if e]
+    assert events[0] == b"data: {}"
+    assert events[-1] == b"data: [DONE]"
+    assert json.loads(events[-2].removeprefix(b"data: "))["error"] == {
+        "message": "The server is shutting down.",
+        "type": "service_unavailable",
+        "param": None,
+        "code": "shutting_down",
+    }
+    assert client.finished  # the last ASGI message ends the body: the chunked encoding is terminated

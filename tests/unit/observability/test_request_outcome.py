@@ -54,6 +54,13 @@ def test_one_finish_reason_per_request(
     assert context.finish_reason() == expected
 
 
+def test_the_requests_own_deadline_is_its_own_finish_reason_not_an_error() -> None:
+    """A stream cut by the request's own `timeout` is a 200 that did not finish, like a server
+    failure, but the deadline was the client's: `timeout`, which the error-rate alert ignores."""
+    assert RequestContext("r", client_deadline=True, status=200).finish_reason() == "timeout"
+    assert RequestContext("r", client_deadline=True, status=408).finish_reason() == "timeout"
+
+
 def _app(metrics: ServerMetrics) -> FastAPI:
     app = FastAPI()
     app.state.mixtral = AppState(Settings(), Lifecycle(shutdown_timeout=1), metrics, keys=None)
