@@ -85,8 +85,8 @@ class AsyncClient:
         deltas = DeltaStream()
         try:
             with protocol.stream_errors():
-                async for line in response.aiter_lines():
-                    for delta in deltas.feed(line):
+                async for chunk in response.aiter_bytes():
+                    for delta in deltas.feed(chunk):
                         yield delta
         finally:
             await response.aclose()

@@ -88,8 +88,8 @@ class Client:
         deltas = DeltaStream()
         try:
             with protocol.stream_errors():
-                for line in response.iter_lines():
-                    yield from deltas.feed(line)
+                for chunk in response.iter_bytes():
+                    yield from deltas.feed(chunk)
         finally:
             response.close()
 

@@ -1,5 +1,5 @@
 """The client's side of the OpenAI HTTP API, with no I/O: what each call sends, when a failed
-attempt is worth repeating, which exception an answer becomes, and how a stream's lines turn into
+attempt is worth repeating, which exception an answer becomes, and how a stream's bytes turn into
 deltas.
 
 Client and AsyncClient are shells around this module that only send, read and sleep (httpx.Client
@@ -19,7 +19,7 @@ import httpx
 
 from clients.errors import APIConnectionError, APIError
 from clients.retry import RetryPolicy
-from clients.sse import EventStream
+from clients.sse import EventStream, LineDecoder
 from clients.types import Delta
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
@@ -129,15 +129,22 @@ class Attempts:
 
 
 class DeltaStream:
-    """A stream's lines in, deltas out. Lines after [DONE] give nothing, so a shell feeds the body
-    to its end and the connection is reused."""
+    """A stream's body in, as the byte chunks the transport hands over (cut anywhere, even inside
+    a character), deltas out. The shells read bytes, not httpx's text lines, so that both split
+    lines the SSE way (clients.sse). Lines after [DONE] give nothing, so a shell feeds the body to
+    its end and the connection is reused."""
 
     def __init__(self) -> None:
+        self._lines = LineDecoder()
         self._events = EventStream()
 
-    def feed(self, line: str) -> list[Delta]:
-        event = self._events.feed(line)
-        return Delta.parse(event) if event is not None else []
+    def feed(self, chunk: bytes) -> Iterator[Delta]:
+        """Lazily: the deltas of a chunk's first events reach the caller even when a later event
+        in the same chunk is an error, which is raised only then."""
+        for line in self._lines.feed(chunk):
+            event = self._events.feed(line)
+            if event is not None:
+                yield from Delta.parse(event)
 
 
 @contextlib.contextmanager

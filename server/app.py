@@ -30,6 +30,7 @@ from server.http.error_handlers import install_error_handlers
 from server.http.middleware.body_limit import BodyLimitMiddleware
 from server.http.middleware.cors import install_cors
 from server.http.middleware.drain import LifecycleMiddleware
+from server.http.openapi import install_openapi
 from server.http.routes import chat, chat_batch, completions, health, invocations, models, page, tokenize
 from server.http.routes import lora as lora_admin
 from server.lifecycle import Lifecycle
@@ -115,6 +116,7 @@ def create_app(
 
     app = FastAPI(title="mixtral-serve", version=__version__, lifespan=lifespan)
     app.state.mixtral = shared
+    install_openapi(app, shared)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, metrics=metrics)
     app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)

@@ -12,9 +12,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from clients import APIError, AsyncClient, Client
+from clients import APIError, AsyncClient, Client, Delta
 from clients.chat_cli import ChatSession
 
 HELLO = [{"role": "user", "content": "Hello there"}]
@@ -61,6 +62,39 @@ def test_client_completions_whole_and_streamed(client: Client) -> None:
         d.text for d in client.complete_stream("Once upon a time", max_tokens=6, temperature=0)
     )
     assert whole.text and streamed == whole.text
+
+
+# LINE SEPARATOR, PARAGRAPH SEPARATOR, NEXT LINE: text in JSON, line ends to generic line readers.
+SEPARATORS = "one\u2028two\u2029three\u0085four"
+
+
+def test_both_clients_stream_text_that_holds_unicode_line_separators(server_url: str, client: Client) -> None:
+    """The echo extensions send the prompt (completions) or the final assistant message (chat) back
+    in the first chunk, so the separators really cross the wire; a clients' line reader that split
+    at them (httpx's) raised JSONDecodeError. One generated token each: only the echo matters."""
+    prompt = {"model": client.model(), "prompt": SEPARATORS, "echo": True, "max_tokens": 1, "stream": True}
+    body = httpx.post(f"{server_url}/v1/completions", json=prompt, timeout=60).content
+    assert all(c.encode() in body for c in "\u2028\u2029\u0085")  # raw in the JSON, not escaped
+    conversation = [*HELLO, {"role": "assistant", "content": SEPARATORS}]
+    chat = {"echo": True, "continue_final_message": True, "max_tokens": 1}
+
+    def texts(deltas: list[Delta]) -> str:
+        return "".join(d.text for d in deltas)
+
+    sync = [
+        texts(list(client.complete_stream(SEPARATORS, echo=True, max_tokens=1))),
+        texts(list(client.chat_stream(conversation, **chat))),
+    ]
+
+    async def run() -> list[str]:
+        async with AsyncClient(server_url) as aclient:
+            return [
+                texts([d async for d in aclient.complete_stream(SEPARATORS, echo=True, max_tokens=1)]),
+                texts([d async for d in aclient.chat_stream(conversation, **chat)]),
+            ]
+
+    for text in [*sync, *asyncio.run(run())]:
+        assert text.startswith(SEPARATORS)
 
 
 def test_client_raises_the_servers_error_without_retrying_it(server_url: str) -> None:

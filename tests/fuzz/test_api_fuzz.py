@@ -70,7 +70,14 @@ JSON_CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-STREAM_CHECKS = [not_a_server_error, status_code_conformance, negative_data_rejection]
+# A stream's content type is declared (text/event-stream); its body is SSE, checked by
+# sse_error_problems rather than against a JSON schema.
+STREAM_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    negative_data_rejection,
+]
 # Operations for probes and Prometheus answer an empty body or Prometheus' text format, not JSON:
 # the content-type and body-schema checks do not apply to them; everything else is checked.
 NOT_JSON = {"GET /health", "GET /ready", "GET /metrics"}

@@ -13,7 +13,7 @@ from server.engine import fanout
 from server.engine.base import GenerateRequest
 from server.http.auth import CallerDep
 from server.http.deps import ServerState, StateDep
-from server.http.openapi import GENERATION_ERRORS
+from server.http.openapi import STREAMING_RESPONSES
 from server.http.respond import respond
 from server.observability.metrics import RequestTimer
 from server.openai import extensions
@@ -118,7 +118,7 @@ def check_request(body: ChatRequestFields, state: ServerState, messages: int) ->
     return model
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=GENERATION_ERRORS)
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=STREAMING_RESPONSES)
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:

@@ -13,7 +13,7 @@ from server.engine.base import GenerateRequest
 from server.errors import InvalidRequestError
 from server.http.auth import CallerDep
 from server.http.deps import ServerState, StateDep
-from server.http.openapi import GENERATION_ERRORS
+from server.http.openapi import STREAMING_RESPONSES
 from server.http.respond import respond
 from server.observability.metrics import RequestTimer
 from server.openai import extensions
@@ -22,11 +22,9 @@ from server.openai.bodies.extras import Extras
 from server.openai.bodies.logprobs import token_id_name
 from server.openai.outputs import check_stream, prompt_logprobs
 from server.openai.sampling import check_token_ids, sampling_options
-from server.openai.schemas.completions import Completion, CompletionRequest
+from server.openai.schemas.completions import MAX_PROMPTS, Completion, CompletionRequest
 
 router = APIRouter(tags=["completions"])
-
-MAX_PROMPTS = 64
 
 
 def _prompts(body: CompletionRequest, state: ServerState) -> list[tuple[list[int], str]]:
@@ -97,7 +95,7 @@ def _extras(
     )
 
 
-@router.post("/v1/completions", response_model=Completion, responses=GENERATION_ERRORS)
+@router.post("/v1/completions", response_model=Completion, responses=STREAMING_RESPONSES)
 async def create_completion(
     body: CompletionRequest, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:

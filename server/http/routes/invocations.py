@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from server.errors import InvalidRequestError
 from server.http.auth import CallerDep
 from server.http.deps import StateDep
-from server.http.openapi import GENERATION_ERRORS
+from server.http.openapi import STREAMING_RESPONSES
 from server.http.routes.chat import create_chat_completion
 from server.http.routes.completions import create_completion
 from server.openai.schemas.chat import ChatCompletionRequest
@@ -35,7 +35,7 @@ def _parse(schema: type[Body], body: dict[str, Any]) -> Body:
         raise RequestValidationError(errors, body=body) from exc
 
 
-@router.post("/invocations", responses=GENERATION_ERRORS)
+@router.post("/invocations", responses=STREAMING_RESPONSES)
 async def invocations(request: Request, state: StateDep, caller: CallerDep) -> Response:
     try:
         body = json.loads(await request.body())

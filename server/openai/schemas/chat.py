@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -12,8 +12,13 @@ from server.openai.schemas.common import (
     CommonRequestFields,
     FinishReasonField,
     LenientModel,
+    Rules,
     StopReasonField,
     Usage,
+    either,
+    holds,
+    is_set,
+    unset,
 )
 from server.openai.schemas.response_format import ResponseFormat
 from server.openai.schemas.vllm_extensions import ChatExtensions
@@ -45,8 +50,14 @@ Conversation = Annotated[list[ChatMessage], Field(min_length=1)]
 class ChatRequestFields(CommonRequestFields, ChatExtensions):
     """Everything of a chat request but its messages: shared by one conversation and a batch."""
 
-    max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = None
+    max_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = Field(
+        None,
+        description="Ignored when max_completion_tokens is set; else bounded as max_completion_tokens is.",
+    )
+    max_completion_tokens: Annotated[int, Field(ge=1), JSON_INT] | None = Field(
+        None,
+        description="At most the server's --max-tokens-limit, and what the context leaves after the prompt.",
+    )
     logprobs: Bool = False
     top_logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
     response_format: ResponseFormat | None = None
@@ -57,6 +68,16 @@ class ChatRequestFields(CommonRequestFields, ChatExtensions):
     )
     continue_final_message: Bool = Field(
         False, description="vLLM's: the model continues the final (assistant) message, no new turn."
+    )
+
+    SCHEMA_RULES: ClassVar[Rules] = (
+        # top_logprobs only with logprobs true (the validator below).
+        either(unset("top_logprobs"), is_set("logprobs", {"const": True})),
+        # Not both continue_final_message and add_generation_prompt (server/openai/outputs.check_chat).
+        either(
+            holds("continue_final_message", {"const": False}),
+            holds("add_generation_prompt", {"enum": [False, None]}),
+        ),
     )
 
     @model_validator(mode="after")
@@ -78,6 +99,8 @@ class BatchChatCompletionRequest(ChatRequestFields):
     conversation i), in one whole answer."""
 
     messages: Annotated[list[Conversation], Field(min_length=1, max_length=64)]
+
+    SCHEMA_RULES: ClassVar[Rules] = (holds("n", {"const": 1}), holds("stream", {"const": False}))
 
     @field_validator("stream")
     @classmethod

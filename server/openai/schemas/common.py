@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -10,11 +10,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     Strict,
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 MAX_STOP_SEQUENCES = 16
 
@@ -45,11 +47,70 @@ def _token_id_key(key: str) -> str:
 TokenIdKey = Annotated[str, AfterValidator(_token_id_key)]
 
 
+# A mark on an integer field whose values are token ids: the published schema bounds it by the
+# vocabulary of the model served, which only the running server knows (server/http/openapi.py).
+TOKEN_ID_MARK = "x-token-id"
+TOKEN_ID_SCHEMA: dict[str, Any] = {TOKEN_ID_MARK: True}
+
+
+Rules = tuple[dict[str, Any], ...]
+
+
+def unset(field: str) -> dict[str, Any]:
+    """Schema: `field` absent or null."""
+    return {"properties": {field: {"type": "null"}}}
+
+
+def holds(field: str, value_schema: dict[str, Any]) -> dict[str, Any]:
+    """Schema: `field`, if present, matches `value_schema`."""
+    return {"properties": {field: value_schema}}
+
+
+def is_set(field: str, value_schema: dict[str, Any]) -> dict[str, Any]:
+    """Schema: `field` present and matching `value_schema`."""
+    return {"required": [field], "properties": {field: value_schema}}
+
+
+def either(*branches: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": list(branches)}
+
+
+class SchemaExtra:
+    """Annotated metadata: keywords added to a type's JSON Schema, for what a validator or a route
+    checks that pydantic cannot put in the schema itself. Validation is unchanged."""
+
+    def __init__(self, keywords: dict[str, Any]) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(
+        self, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core)
+        schema.update(self.keywords)
+        return schema
+
+
 class LenientModel(BaseModel):
     """Fields nobody defined are ignored, not refused: OpenAI clients send extras freely. A field we
-    know and do not honour is another matter: it is refused by name (vllm_extensions.REFUSALS)."""
+    know and do not honour is another matter: it is refused by name (vllm_extensions.REFUSALS).
+
+    `SCHEMA_RULES`: the rules between fields that the validators (or the routes) enforce, in JSON
+    Schema, so that the published schema refuses what the server refuses. Each class adds its own;
+    a subclass inherits them all (they go into one `allOf`). Every `anyOf` between fields doubles
+    the cases a generator must spell out, and schemathesis (jsonschema_rs) gives up on a request
+    schema past three such rules of two branches: a request model keeps to three, and says the
+    rest in descriptions."""
 
     model_config = ConfigDict(extra="ignore")
+    SCHEMA_RULES: ClassVar[Rules] = ()
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler.resolve_ref_schema(handler(core))
+        rules = [rule for klass in reversed(cls.__mro__) for rule in vars(klass).get("SCHEMA_RULES", ())]
+        if rules:
+            schema["allOf"] = rules
+        return schema
 
 
 class StreamOptions(LenientModel):
@@ -91,6 +152,33 @@ class CommonRequestFields(LenientModel):
         None, description="vLLM's: log-probabilities of the prompt's tokens (not with stream)."
     )
     return_token_ids: Bool = Field(False, description="vLLM's: prompt_token_ids and token_ids too.")
+
+    SCHEMA_RULES: ClassVar[Rules] = (
+        # stream_options only with stream true (the validator below); prompt_logprobs only without
+        # it (server/openai/outputs.check_stream). One rule of two branches, not two rules.
+        either(
+            {
+                "required": ["stream"],
+                "properties": {"stream": {"const": True}, "prompt_logprobs": {"type": "null"}},
+            },
+            {"properties": {"stream": {"const": False}, "stream_options": {"type": "null"}}},
+        ),
+        # What _check_stop refuses: empty sequences, more than MAX_STOP_SEQUENCES.
+        holds(
+            "stop",
+            {
+                "anyOf": [
+                    {"type": "null"},
+                    {"type": "string", "minLength": 1},
+                    {
+                        "type": "array",
+                        "maxItems": MAX_STOP_SEQUENCES,
+                        "items": {"type": "string", "minLength": 1},
+                    },
+                ]
+            },
+        ),
+    )
 
     @field_validator("stop")
     @classmethod

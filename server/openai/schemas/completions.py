@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from server.openai.schemas.common import (
     JSON_INT,
+    TOKEN_ID_SCHEMA,
     Bool,
     CommonRequestFields,
     FinishReasonField,
+    Rules,
+    SchemaExtra,
     StopReasonField,
     Usage,
+    either,
+    holds,
+    is_set,
 )
 from server.openai.schemas.response_format import ResponseFormat
 from server.openai.schemas.vllm_extensions import CompletionExtensions
 
-TokenIds = Annotated[list[Annotated[int, Field(ge=0), JSON_INT]], Field(min_length=1)]
+MAX_PROMPTS = 64  # in one request (checked by the route, so that its 400 says so plainly)
+MAX_N = 16  # CommonRequestFields' bound on n, and so best_of's
+
+TokenIds = Annotated[
+    list[Annotated[int, Field(ge=0), JSON_INT, SchemaExtra(TOKEN_ID_SCHEMA)]], Field(min_length=1)
+]
 Prompt = (
     str
     | TokenIds
-    | Annotated[list[str], Field(min_length=1)]
-    | Annotated[list[TokenIds], Field(min_length=1)]
+    | Annotated[list[str], Field(min_length=1), SchemaExtra({"maxItems": MAX_PROMPTS})]
+    | Annotated[list[TokenIds], Field(min_length=1), SchemaExtra({"maxItems": MAX_PROMPTS})]
 )
+
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
 
@@ -33,7 +45,10 @@ def _is_token_id(value: Any) -> bool:
 
 
 class CompletionRequest(CommonRequestFields, CompletionExtensions):
-    prompt: Prompt
+    prompt: Prompt = Field(
+        description="Text, token ids, or a list of either. Token ids are written as integers: 3, not 3.0 "
+        "(which JSON Schema cannot tell apart)."
+    )
     max_tokens: Annotated[int, Field(ge=0), JSON_INT] | None = Field(
         DEFAULT_MAX_TOKENS,
         description=f"null means the default, {DEFAULT_MAX_TOKENS}, as with vLLM; 0 only with echo: the "
@@ -41,9 +56,33 @@ class CompletionRequest(CommonRequestFields, CompletionExtensions):
     )
     echo: Bool = False
     logprobs: Annotated[int, Field(ge=0, le=20), JSON_INT] | None = None
-    best_of: Annotated[int, Field(ge=1), JSON_INT] | None = None
+    best_of: Annotated[int, Field(ge=1), JSON_INT, SchemaExtra({"maximum": MAX_N})] | None = Field(
+        None, description="Accepted only equal to n (each choice is its own best), or null."
+    )
     response_format: ResponseFormat | None = Field(
         None, description="As in chat (an extension of vLLM's; OpenAI's completions have none)."
+    )
+
+    # Refused by the route but not written here (three rules between fields at most, see
+    # LenientModel): max_tokens 0 without echo (its description says so).
+    SCHEMA_RULES: ClassVar[Rules] = (
+        # best_of must equal n. JSON Schema cannot compare two fields; one branch per value of n
+        # would be too many (see LenientModel): the schema refuses best_of other than 1 without n,
+        # and best_of past n's bound (server/http/openapi.py).
+        either(is_set("n", {}), holds("best_of", {"enum": [1, None]})),
+        # Without BOS, an empty text is an empty prompt, which the engine refuses.
+        either(
+            holds("add_special_tokens", {"const": True}),
+            holds(
+                "prompt",
+                {
+                    "anyOf": [
+                        {"type": "string", "minLength": 1},
+                        {"type": "array", "items": {"not": {"const": ""}}},
+                    ]
+                },
+            ),
+        ),
     )
 
     @field_validator("max_tokens")

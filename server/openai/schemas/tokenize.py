@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, Field, model_validator
 
 from server.openai.schemas.chat import ChatMessage
-from server.openai.schemas.common import JSON_INT, Bool, LenientModel
+from server.openai.schemas.common import JSON_INT, TOKEN_ID_SCHEMA, Bool, LenientModel, Rules, SchemaExtra
 
 
 class TokenizeRequest(LenientModel):
@@ -18,6 +18,21 @@ class TokenizeRequest(LenientModel):
     messages: Annotated[list[ChatMessage], Field(min_length=1)] | None = None
     add_special_tokens: Bool = Field(True, description="`prompt` only: put BOS first, as completions do.")
     return_token_strs: Bool = Field(False, description="vLLM's: each token's vocabulary entry too.")
+
+    SCHEMA_RULES: ClassVar[Rules] = (
+        {
+            "oneOf": [
+                {
+                    "required": ["prompt"],
+                    "properties": {"prompt": {"type": "string"}, "messages": {"type": "null"}},
+                },
+                {
+                    "required": ["messages"],
+                    "properties": {"messages": {"type": "array"}, "prompt": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> TokenizeRequest:
@@ -37,7 +52,7 @@ class TokenizeResponse(BaseModel):
 
 class DetokenizeRequest(LenientModel):
     model: str | None = None
-    tokens: list[Annotated[int, Field(ge=0), JSON_INT]]
+    tokens: list[Annotated[int, Field(ge=0), JSON_INT, SchemaExtra(TOKEN_ID_SCHEMA)]]
 
 
 class DetokenizeResponse(BaseModel):

@@ -14,11 +14,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, GetJsonSchemaHandler, ValidationInfo, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from server.openai.schemas.common import JSON_INT, Bool, Float, LenientModel
+from server.openai.schemas.common import (
+    JSON_INT,
+    TOKEN_ID_SCHEMA,
+    Bool,
+    Float,
+    LenientModel,
+    Rules,
+    SchemaExtra,
+    holds,
+    is_set,
+)
 from server.openai.schemas.response_format import MAX_SCHEMA_BYTES, check_schema_bounds
 
 MAX_TOKEN_ID_LIST = 1024  # stop_token_ids, allowed_token_ids
@@ -27,27 +39,55 @@ MAX_CHOICES = 256
 MAX_CACHE_SALT = 128  # vLLM 0.32's own bound
 _CACHE_SALT_FORBIDDEN = "@/\\\x00"  # vLLM 0.32 refuses these too (its cache backends' separators)
 
-TokenId = Annotated[int, Field(ge=0), JSON_INT]
+TokenId = Annotated[int, Field(ge=0), JSON_INT, SchemaExtra(TOKEN_ID_SCHEMA)]
 Text = Annotated[str, Field(max_length=MAX_SCHEMA_BYTES)]
+
+
+# A neutral value test, and the same set of values as JSON Schema.
+Neutral = tuple[Callable[[Any], bool], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
     neutral: Callable[[Any], bool]
     why: str
+    # The neutral values as JSON Schema, for the published schema (the same set as `neutral`).
+    accepted: dict[str, Any]
 
 
-def _is(*values: Any) -> Callable[[Any], bool]:
-    """Equal to one of `values`, where true is not 1 (JSON tells them apart)."""
-    return lambda value: any(value == v and isinstance(value, bool) == isinstance(v, bool) for v in values)
+def _is(*values: Any) -> Neutral:
+    """Equal to one of `values`, where true is not 1 (JSON tells them apart, as JSON Schema does)."""
+    return (
+        lambda value: any(value == v and isinstance(value, bool) == isinstance(v, bool) for v in values),
+        {"enum": list(values)},
+    )
 
 
 def _empty(value: Any) -> bool:
     return value is None or value == [] or value == {} or value == ""
 
 
+EMPTY: Neutral = (_empty, {"enum": [None, [], {}, ""]})
+
+
 def _no_repetition_detection(value: Any) -> bool:
     return value is None or value.get("max_pattern_size", 0) == 0
+
+
+NO_REPETITION_DETECTION: Neutral = (
+    _no_repetition_detection,
+    {
+        "not": {
+            "type": "object",
+            "required": ["max_pattern_size"],
+            "properties": {"max_pattern_size": {"not": {"const": 0}}},
+        }
+    },
+)
+
+
+def _refusal(neutral: Neutral, why: str) -> Refusal:
+    return Refusal(neutral[0], why, neutral[1])
 
 
 NO_TOOLS = "Tool and function calling is not supported yet; send no tools."
@@ -56,47 +96,56 @@ NOT_VLLM_032 = "vLLM dropped this field; use structured_outputs (or response_for
 # field -> (what counts as neutral, why any other value is refused). One row per field, both
 # endpoints; a row for a field an endpoint does not declare is unused there.
 REFUSALS: dict[str, Refusal] = {
-    "use_beam_search": Refusal(_is(False, None), "Beam search is not supported."),
-    "length_penalty": Refusal(_is(1.0, 1, None), "length_penalty applies to beam search only."),
-    "watermarking": Refusal(_is(False, None), "This server applies no watermark."),
-    "logprob_token_ids": Refusal(_empty, "Log probabilities of chosen token ids are not supported."),
-    "thinking_token_budget": Refusal(
+    "use_beam_search": _refusal(_is(False, None), "Beam search is not supported."),
+    "length_penalty": _refusal(_is(1.0, None), "length_penalty applies to beam search only."),
+    "watermarking": _refusal(_is(False, None), "This server applies no watermark."),
+    "logprob_token_ids": _refusal(EMPTY, "Log probabilities of chosen token ids are not supported."),
+    "thinking_token_budget": _refusal(
         _is(None, -1), "Mixtral does not reason: there is no thinking to budget."
     ),
-    "repetition_detection": Refusal(_no_repetition_detection, "Repetition detection is not supported."),
-    "vllm_xargs": Refusal(_empty, "This server runs no sampling plugins to read vllm_xargs."),
-    "kv_transfer_params": Refusal(_empty, "Disaggregated prefill (KV transfer) is not configured."),
-    "ec_transfer_params": Refusal(_empty, "Encoder-cache transfer is not configured."),
-    "media_io_kwargs": Refusal(_empty, "The model takes text only."),
-    "mm_processor_kwargs": Refusal(_empty, "The model takes text only."),
-    "prompt_embeds": Refusal(_empty, "Prompts as embeddings are not supported; send text or token ids."),
-    "return_prompt_text": Refusal(_is(False, None), "The response does not carry the prompt text."),
-    "routed_experts_prompt_start": Refusal(_is(0), "This server does not return routed experts."),
-    "stream_interval": Refusal(_is(1, None), "Streams send every token as it comes; no batching."),
-    "documents": Refusal(_empty, "The chat template takes no documents."),
-    "chat_template": Refusal(_is(None), "Requests cannot set a chat template; the operator does."),
-    "chat_template_kwargs": Refusal(_empty, "The chat template takes no arguments from requests."),
-    "reasoning_effort": Refusal(_is(None, "none"), "Mixtral does not reason."),
-    "tools": Refusal(_is(None), NO_TOOLS),
-    "tool_choice": Refusal(_is(None, "none"), NO_TOOLS),
-    "functions": Refusal(_empty, NO_TOOLS),
-    "function_call": Refusal(_is(None, "none"), NO_TOOLS),
-    "suffix": Refusal(_is(None, ""), "Mixtral has no fill-in-the-middle mode."),
-    "guided_json": Refusal(_is(None), NOT_VLLM_032),
-    "guided_regex": Refusal(_is(None), NOT_VLLM_032),
-    "guided_choice": Refusal(_is(None), NOT_VLLM_032),
-    "guided_grammar": Refusal(_is(None), NOT_VLLM_032),
-    "guided_json_object": Refusal(_is(None), NOT_VLLM_032),
-    "guided_decoding_backend": Refusal(_is(None), NOT_VLLM_032),
-    "guided_whitespace_pattern": Refusal(_is(None), NOT_VLLM_032),
-    "disable_additional_properties": Refusal(_is(False), "Only false is supported."),
-    "whitespace_pattern": Refusal(_is(None), "JSON is always written without free whitespace."),
-    "structural_tag": Refusal(_is(None), "Structural tags are not supported."),
+    "repetition_detection": _refusal(NO_REPETITION_DETECTION, "Repetition detection is not supported."),
+    "vllm_xargs": _refusal(EMPTY, "This server runs no sampling plugins to read vllm_xargs."),
+    "kv_transfer_params": _refusal(EMPTY, "Disaggregated prefill (KV transfer) is not configured."),
+    "ec_transfer_params": _refusal(EMPTY, "Encoder-cache transfer is not configured."),
+    "media_io_kwargs": _refusal(EMPTY, "The model takes text only."),
+    "mm_processor_kwargs": _refusal(EMPTY, "The model takes text only."),
+    "prompt_embeds": _refusal(EMPTY, "Prompts as embeddings are not supported; send text or token ids."),
+    "return_prompt_text": _refusal(_is(False, None), "The response does not carry the prompt text."),
+    "routed_experts_prompt_start": _refusal(_is(0), "This server does not return routed experts."),
+    "stream_interval": _refusal(_is(1, None), "Streams send every token as it comes; no batching."),
+    "documents": _refusal(EMPTY, "The chat template takes no documents."),
+    "chat_template": _refusal(_is(None), "Requests cannot set a chat template; the operator does."),
+    "chat_template_kwargs": _refusal(EMPTY, "The chat template takes no arguments from requests."),
+    "reasoning_effort": _refusal(_is(None, "none"), "Mixtral does not reason."),
+    "tools": _refusal(_is(None), NO_TOOLS),
+    "tool_choice": _refusal(_is(None, "none"), NO_TOOLS),
+    "functions": _refusal(EMPTY, NO_TOOLS),
+    "function_call": _refusal(_is(None, "none"), NO_TOOLS),
+    "suffix": _refusal(_is(None, ""), "Mixtral has no fill-in-the-middle mode."),
+    "guided_json": _refusal(_is(None), NOT_VLLM_032),
+    "guided_regex": _refusal(_is(None), NOT_VLLM_032),
+    "guided_choice": _refusal(_is(None), NOT_VLLM_032),
+    "guided_grammar": _refusal(_is(None), NOT_VLLM_032),
+    "guided_json_object": _refusal(_is(None), NOT_VLLM_032),
+    "guided_decoding_backend": _refusal(_is(None), NOT_VLLM_032),
+    "guided_whitespace_pattern": _refusal(_is(None), NOT_VLLM_032),
+    "disable_additional_properties": _refusal(_is(False), "Only false is supported."),
+    "whitespace_pattern": _refusal(_is(None), "JSON is always written without free whitespace."),
+    "structural_tag": _refusal(_is(None), "Structural tags are not supported."),
 }
 
 
 class Refusals(LenientModel):
-    """The one validator that applies REFUSALS to whichever of its fields a model declares."""
+    """The one validator that applies REFUSALS to whichever of its fields a model declares; the
+    schema of each such field takes only its neutral values."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = super().__get_pydantic_json_schema__(core, handler)
+        for name, prop in schema.get("properties", {}).items():
+            if name in REFUSALS:
+                prop.update(REFUSALS[name].accepted)
+        return schema
 
     @field_validator(*REFUSALS, check_fields=False)
     @classmethod
@@ -126,6 +175,17 @@ class StructuredOutputs(Refusals):
     disable_additional_properties: Bool = Field(False, description="Only false is supported.")
     whitespace_pattern: str | None = Field(None, description="Not supported (only null).")
     structural_tag: str | None = Field(None, description="Not supported (only null).")
+
+    SCHEMA_RULES: ClassVar[Rules] = (
+        # _exactly_one and _json_object_true below.
+        {
+            "oneOf": [
+                is_set(k, {"not": {"type": "null"}})
+                for k in ("json", "regex", "choice", "grammar", "json_object")
+            ]
+        },
+        holds("json_object", {"enum": [True, None]}),
+    )
 
     @field_validator("json_spec")
     @classmethod
@@ -219,7 +279,9 @@ class VLLMExtensions(Refusals):
         None, description="left (the default): keep the last tokens; right: keep the first ones."
     )
     structured_outputs: StructuredOutputs | None = Field(
-        None, description="Constrain the output (vLLM's form); not together with a response_format."
+        None,
+        description="Constrain the output (vLLM's form); not together with a response_format other "
+        'than {"type": "text"}.',
     )
     priority: Int64 = Field(
         0,
@@ -262,6 +324,16 @@ class VLLMExtensions(Refusals):
     guided_json_object: Any = _refused(None, "Dropped by vLLM; use structured_outputs.json_object.")
     guided_decoding_backend: Any = _refused(None, "Dropped by vLLM.")
     guided_whitespace_pattern: Any = _refused(None, "Dropped by vLLM.")
+
+    SCHEMA_RULES: ClassVar[Rules] = (
+        # The validators below. A blank bad word is one of Python's whitespace only; the schema
+        # refuses ASCII blanks only (JSON Schema's regexes and Python's disagree on the rest).
+        holds("bad_words", {"items": {"pattern": r"[^\t\n\v\f\r ]"}}),
+        holds("truncate_prompt_tokens", {"not": {"const": 0}}),
+        holds(
+            "cache_salt", {"anyOf": [{"type": "null"}, {"type": "string", "pattern": r"^[^@/\\\u0000]*$"}]}
+        ),
+    )
 
     @field_validator("bad_words")
     @classmethod

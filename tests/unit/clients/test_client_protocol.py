@@ -17,7 +17,7 @@ import pytest
 
 from clients import APIConnectionError, APIError, AsyncClient, Client, RetryPolicy
 from clients.protocol import completion_call
-from clients.sse import EventStream
+from clients.sse import EventStream, LineDecoder
 from clients.types import Delta, Usage
 
 FAST = RetryPolicy(max_retries=2, base_delay_s=0.0)
@@ -43,6 +43,20 @@ STREAM = (
     + "data: [DONE]\n\n"
     + "data: {not json, and after the end}\n\n"
 )
+
+
+class Pieces(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that arrives in the given pieces, as a network may cut it."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.pieces
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
 
 
 class Breaks(httpx.SyncByteStream, httpx.AsyncByteStream):
@@ -256,3 +270,59 @@ def test_the_event_stream_ignores_everything_after_done() -> None:
     assert events.feed('data: {"choices": []}') == {"choices": []}
     assert events.feed("data: [DONE]") is None and events.done
     assert events.feed(f"data: {json.dumps(ERROR)}") is None  # not raised: the stream is over
+
+
+# Text a JSON encoder writes unescaped (ours does: orjson), that generic line readers take for line
+# ends: LINE SEPARATOR, PARAGRAPH SEPARATOR, NEXT LINE; then characters of 2, 3 and 4 UTF-8 bytes.
+SEPARATORS = "a\u2028b\u2029c\u0085d"
+WIDE = "é日\U0001f600"
+
+
+def raw_chunk(text: str) -> str:
+    return "data: " + json.dumps({"choices": [{"index": 0, "text": text}]}, ensure_ascii=False)
+
+
+def cut(body: bytes, at: list[int]) -> list[bytes]:
+    edges = [0, *at, len(body)]
+    return [body[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def carriage_returns(body: bytes) -> list[int]:
+    """Cut right after every CR: the LF of its CRLF comes in the next piece."""
+    return [i + 1 for i, byte in enumerate(body) if byte == ord("\r")]
+
+
+def inside_characters(body: bytes) -> list[int]:
+    """Cut after the first byte of every multi-byte UTF-8 character."""
+    return [i + 1 for i, byte in enumerate(body) if byte >= 0xC0]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("pieces", ["whole", "bytes", "after-cr", "inside-characters"])
+def test_streamed_text_with_unicode_line_separators_arrives_whole_however_the_body_is_cut(
+    newline: str, pieces: str
+) -> None:
+    """SSE lines end at CR, LF or CRLF only; U+2028, U+2029 and U+0085 inside a JSON string are text.
+    Read with httpx's line reader, these streams split the JSON and raised JSONDecodeError."""
+    events = [": ping", raw_chunk(SEPARATORS), raw_chunk(WIDE), raw_chunk("\u2028"), "data: [DONE]"]
+    body = "".join(event + newline * 2 for event in events).encode()
+    cuts = {
+        "whole": [],
+        "bytes": list(range(1, len(body))),
+        "after-cr": carriage_returns(body),
+        "inside-characters": inside_characters(body),
+    }[pieces]
+    got = both([sse(Pieces(cut(body, cuts)))], "complete_stream", "x", model="m")
+    assert got.error is None
+    assert [d.text for d in got.results] == [SEPARATORS, WIDE, "\u2028"]
+
+
+def test_line_decoder_splits_at_cr_lf_and_crlf_only() -> None:
+    lines = LineDecoder()
+    assert lines.feed(b"a\xe2\x80") == []  # a line, and half of U+2028, not yet ended
+    assert lines.feed(b"\xa8b\r") == ["a\u2028b"]  # a CR ends the line at once
+    assert lines.feed(b"") == []
+    assert lines.feed(b"\nc\r\r") == ["c", ""]  # that LF completed the CRLF; CR CR is an empty line
+    assert lines.feed(b"\n") == []  # the LF of the second CRLF: no line of its own
+    assert lines.feed(b"\xc2\x85\n\xff\n") == ["\u0085", "\ufffd"]  # bad UTF-8 replaced, as SSE says
+    assert lines.feed(b"cut short") == []  # a last line without its end is never handed on

@@ -116,8 +116,8 @@ def test_unreachable_server_is_a_connection_error_after_retries() -> None:
 
 
 def test_an_error_event_mid_stream_is_raised() -> None:
-    lines = ['data: {"choices":[{"index":0,"delta":{"content":"a"}}]}', "", f"data: {json.dumps(ERROR)}"]
-    events = iter_events(iter(lines))
+    body = f'data: {{"choices":[{{"index":0,"delta":{{"content":"a"}}}}]}}\n\ndata: {json.dumps(ERROR)}\n\n'
+    events = iter_events([body.encode()])
     assert next(events)["choices"][0]["delta"]["content"] == "a"
     with pytest.raises(APIError) as caught:
         next(events)
