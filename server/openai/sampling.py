@@ -141,6 +141,8 @@ def sampling_options(
     # top_k at or past the vocabulary restricts nothing: 0 (off), also keeping huge values (a 5e29
     # overflows the engine's integer tensors) away from the engine.
     top_k = req.top_k if req.top_k is not None and 0 < req.top_k < vocab_size else 0
+    structured, extensions = _structured(req, response_format), _extensions(req, vocab_size)
+    _check_grammar_and_allowed_ids(structured, extensions)
     return SamplingOptions(
         max_tokens=max_tokens,
         temperature=1.0 if req.temperature is None else req.temperature,
@@ -157,6 +159,21 @@ def sampling_options(
         min_tokens=req.min_tokens,
         ignore_eos=req.ignore_eos,
         prompt_logprobs=prompt_logprobs,
-        **_structured(req, response_format),
-        **_extensions(req, vocab_size),
+        **structured,
+        **extensions,
     )
+
+
+_GRAMMARS = ("json_schema", "json_object", "regex", "choice", "grammar")
+
+
+def _check_grammar_and_allowed_ids(structured: dict[str, Any], extensions: dict[str, Any]) -> None:
+    """A grammar (structured output) and allowed_token_ids each restrict the next token; the engine
+    fails the request (a 500 after it started) whenever the grammar needs a token the list leaves
+    out, which depends on the tokenizer, not on anything a client can check. So not both."""
+    if extensions.get("allowed_token_ids") is not None and any(structured.get(k) for k in _GRAMMARS):
+        raise InvalidRequestError(
+            "allowed_token_ids cannot be combined with structured output (response_format json_object "
+            "or json_schema, or structured_outputs): the grammar may need tokens the list leaves out.",
+            param="allowed_token_ids",
+        )

@@ -177,3 +177,28 @@ async def test_any_schema_is_served_or_refused_never_an_error_of_ours(
 async def test_text_format_is_plain_generation(client: httpx.AsyncClient) -> None:
     text, reason = await complete(client, {**body_for({"type": "text"}), "max_tokens": 5})
     assert reason == "length" and text
+
+
+@pytest.mark.parametrize(
+    "grammar",
+    [
+        {"response_format": {"type": "json_object"}},
+        {"structured_outputs": {"choice": ["a"]}},
+        {"structured_outputs": {"regex": "[0-9]+"}},
+    ],
+    ids=["json_object", "choice", "regex"],
+)
+async def test_allowed_token_ids_with_a_grammar_is_400_naming_it(
+    client: httpx.AsyncClient, grammar: dict[str, Any]
+) -> None:
+    """The engine used to fail these after the response started (a 500): the grammar needed a
+    token the list left out."""
+    body = {"prompt": "x", "max_tokens": 2, "allowed_token_ids": [664], **grammar}
+    resp = await client.post("/v1/completions", json=body)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"] == "allowed_token_ids"
+    alone = await client.post(
+        "/v1/completions", json={"prompt": "x", "max_tokens": 2, "allowed_token_ids": [664]}
+    )
+    assert alone.status_code == 200, alone.text
+    assert alone.json()["choices"][0]["text"]
