@@ -123,7 +123,6 @@ def test_extension_fields_reach_vllms_sampling_params() -> None:
             "spaces_between_special_tokens": False,
             "allowed_token_ids": [5, 6],
             "bad_words": ["cat"],
-            "structured_outputs": {"choice": ["a", "b"]},
         }
     )
     options = sampling_options(req, max_tokens=4, logprobs=None, vocab_size=32000, max_logprobs=20)
@@ -132,7 +131,21 @@ def test_extension_fields_reach_vllms_sampling_params() -> None:
     assert params.include_stop_str_in_output and not params.skip_special_tokens
     assert not params.spaces_between_special_tokens
     assert params.allowed_token_ids == [5, 6] and params.bad_words == ["cat"]
+    guided = ChatCompletionRequest.model_validate(
+        {"messages": MESSAGES, "structured_outputs": {"choice": ["a", "b"]}}
+    )
+    options = sampling_options(guided, max_tokens=4, logprobs=None, vocab_size=32000, max_logprobs=20)
+    params = to_sampling_params(options)
     assert params.structured_outputs is not None and params.structured_outputs.choice == ["a", "b"]
+
+
+def test_allowed_token_ids_and_a_grammar_are_not_mapped_together() -> None:
+    req = ChatCompletionRequest.model_validate(
+        {"messages": MESSAGES, "allowed_token_ids": [5, 6], "structured_outputs": {"choice": ["a"]}}
+    )
+    with pytest.raises(InvalidRequestError) as refused:
+        sampling_options(req, max_tokens=4, logprobs=None, vocab_size=32000, max_logprobs=20)
+    assert refused.value.param == "allowed_token_ids"
 
 
 def test_defaults_leave_vllms_sampling_params_as_they_were() -> None:
