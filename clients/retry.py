@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import httpx
 
-# Answers worth asking again: timeouts, conflicts, rate limits and the server-side transient ones.
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+# Answers worth asking again: conflicts, rate limits and the server-side transient ones. Not 408:
+# the server says so when the request's own `timeout` passed, and the same request would pass it
+# again; the server's own deadline is a 504, which is retried.
+RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 
 
 def retry_after_s(headers: httpx.Headers, now: float | None = None) -> float | None:

@@ -49,6 +49,7 @@ def test_only_transient_answers_are_retried_and_backoff_is_bounded() -> None:
     policy = RetryPolicy(max_retries=2, base_delay_s=0.5, max_delay_s=2.0)
     assert policy.should_retry(0, 429) and policy.should_retry(1, 503) and policy.should_retry(0, None)
     assert not policy.should_retry(0, 400) and not policy.should_retry(0, 401)
+    assert not policy.should_retry(0, 408)  # the request's own deadline: it would pass again
     assert not policy.should_retry(2, 503)  # out of retries
     assert all(0 <= policy.delay_s(attempt) <= 2.0 for attempt in range(10) for _ in range(20))
     assert policy.delay_s(5, httpx.Headers({"Retry-After": "7"})) == 7.0  # the server's word wins
