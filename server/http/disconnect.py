@@ -36,9 +36,15 @@ async def _wait_for_disconnect(request: Request) -> None:
             return
 
 
-async def cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
+class Stopped(Exception):
+    """The work was cancelled because what it raced against came first."""
+
+
+async def unless(stopper: Coroutine[Any, Any, object], work: Coroutine[Any, Any, T]) -> T:
+    """`work`'s result, unless `stopper` finishes first: then `work` is cancelled, awaited to its
+    end, and Stopped is raised."""
     task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_wait_for_disconnect(request))
+    watcher = asyncio.ensure_future(stopper)
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -49,6 +55,13 @@ async def cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, T]) -
             # nor done, and task.result() below would raise InvalidStateError (a 500, not a 499).
             await asyncio.wait({task})
     if task.cancelled():
-        count_client_disconnect(request.scope)
-        raise ClientDisconnectedError("The client disconnected.")
+        raise Stopped
     return task.result()
+
+
+async def cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    try:
+        return await unless(_wait_for_disconnect(request), work)
+    except Stopped:
+        count_client_disconnect(request.scope)
+        raise ClientDisconnectedError("The client disconnected.") from None

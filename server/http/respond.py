@@ -23,7 +23,7 @@ from server.engine.fanout import DeltaStream
 from server.errors import RETRY_TOKEN_HEADER, APIError, DeadlineExceededError, EngineUnavailableError
 from server.http.auth import Caller
 from server.http.deps import ServerState, app_state
-from server.http.disconnect import cancel_on_disconnect
+from server.http.disconnect import Stopped, cancel_on_disconnect, unless
 from server.http.streaming import SERVER_TIMEOUT, EventStream
 from server.lifecycle import Lifecycle
 from server.observability import request_context
@@ -52,18 +52,10 @@ async def _collect(
     request: Request, lifecycle: Lifecycle, work: Coroutine[Any, Any, dict[str, Any]]
 ) -> dict[str, Any]:
     """`work`, unless the client leaves (499) or the drain deadline comes first (503)."""
-    task = asyncio.ensure_future(cancel_on_disconnect(request, work))
-    stop = asyncio.ensure_future(lifecycle.stopping())
     try:
-        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})
-    if task.cancelled():
-        raise EngineUnavailableError("The server is shutting down.", code="shutting_down")
-    return task.result()
+        return await unless(lifecycle.stopping(), cancel_on_disconnect(request, work))
+    except Stopped:
+        raise EngineUnavailableError("The server is shutting down.", code="shutting_down") from None
 
 
 async def respond(
