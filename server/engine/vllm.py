@@ -27,7 +27,6 @@ from vllm.sampling_params import RequestOutputKind, SamplingParams
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
-from vllm.v1.metrics.loggers import StatLoggerBase
 
 from server.config import Settings
 from server.engine.base import (
@@ -48,6 +47,7 @@ from server.engine.vllm_health import EngineHealth
 from server.engine.vllm_logprobs import RequestTexts, output_logprobs, prompt_logprobs
 from server.engine.vllm_lora import LoRARegistry
 from server.engine.vllm_quantization import check_quantization
+from server.engine.vllm_stats import StatsRecorder
 from server.engine.vllm_structured import engine_config, structured_outputs, verify
 from server.errors import EngineError, EngineUnavailableError, InvalidRequestError
 
@@ -60,58 +60,6 @@ GPU_API_SERVER_COUNT = 4
 # behind long prefill chunks (ITL p99 229 ms); 2,048 gives 73 ms at the same throughput.
 GPU_MAX_NUM_BATCHED_TOKENS = 2048
 _VALIDATION_ERRORS = (VLLMValidationError, ValueError, TypeError)
-
-
-class _StatsRecorder(StatLoggerBase):
-    """Keeps the latest scheduler numbers and hands out each step's latency samples; vLLM calls
-    `record` on the event loop once per step. Scheduler stats come from the engine core (to one
-    front end at a time); iteration stats from this process's own requests.
-
-    It must never raise: an exception here would kill vLLM's output handler."""
-
-    def __init__(self, vllm_config: Any = None, engine_index: int = 0) -> None:
-        self.latest = EngineStats()
-        self.listeners: list[Callable[[EngineStats], None]] = []
-        self.timing_listeners: list[Callable[[StepTimings], None]] = []
-        self.heartbeat: Callable[[], None] = lambda: None  # every message from the engine core
-
-    def record(
-        self,
-        scheduler_stats: Any,
-        iteration_stats: Any,
-        mm_cache_stats: Any = None,
-        engine_idx: int = 0,
-    ) -> None:
-        try:
-            self.heartbeat()
-            if scheduler_stats is not None:
-                self._record_scheduler(scheduler_stats)
-            if iteration_stats is not None and self.timing_listeners:
-                self._record_timings(iteration_stats)
-        except Exception:  # see the docstring: never raise into vLLM
-            logger.debug("could not record engine stats", exc_info=True)
-
-    def _record_scheduler(self, scheduler_stats: Any) -> None:
-        self.latest = EngineStats(
-            running=int(scheduler_stats.num_running_reqs),
-            waiting=int(scheduler_stats.num_waiting_reqs),
-            kv_cache_usage=float(scheduler_stats.kv_cache_usage),
-            steps=self.latest.steps + 1,
-        )
-        for listener in self.listeners:
-            listener(self.latest)
-
-    def _record_timings(self, iteration_stats: Any) -> None:
-        timings = StepTimings(
-            inter_token_latencies=tuple(iteration_stats.inter_token_latencies_iter),
-            queue_times=tuple(r.queued_time for r in iteration_stats.finished_requests),
-        )
-        if timings.inter_token_latencies or timings.queue_times:
-            for listener in self.timing_listeners:
-                listener(timings)
-
-    def log_engine_initialized(self) -> None:
-        pass
 
 
 def _cpu_thread_binding(tensor_parallel_size: int) -> str:
@@ -260,7 +208,7 @@ class VLLMEngine:
     def __init__(
         self,
         llm: AsyncLLM,
-        recorder: _StatsRecorder,
+        recorder: StatsRecorder,
         card: ModelCard,
         lora_enabled: bool,
         health: EngineHealth,
@@ -277,7 +225,7 @@ class VLLMEngine:
         """Start the engine in this process, or (with `link`) connect to the one engine core that
         the supervisor started for all front-end processes."""
         model_path = resolve_model_path(settings)
-        recorder = _StatsRecorder()
+        recorder = StatsRecorder()
         stall = StallWatch(settings.engine_stall_timeout, link.last_step if link else None)
         recorder.heartbeat = stall.stepped
         args = engine_args(settings, model_path)
@@ -308,7 +256,7 @@ class VLLMEngine:
         settings: Settings,
         llm: AsyncLLM,
         vllm_config: Any,
-        recorder: _StatsRecorder,
+        recorder: StatsRecorder,
         health: EngineHealth,
     ) -> VLLMEngine:
         """The rest of start(), on a running client."""
