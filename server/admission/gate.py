@@ -22,13 +22,15 @@ from dataclasses import dataclass
 
 from server.admission.ledger import Ledger, Txn
 from server.admission.seats import (
-    MAX_WAIT_S,
-    MIN_WAIT_S,
     PREFILL_TIME,
-    SEAT_TIME,
     SEQUENCES,
     UNKNOWN_SEAT_S,
+    clamp_wait,
+    observe_seat,
+    occupancy_integral,
     owner_of,
+    seat_time_at,
+    seat_wait,
     take_seats,
 )
 from server.config import Settings
@@ -72,7 +74,7 @@ class Ticket:
 
 
 def _wait(amount: float, per_second: float) -> float:
-    return min(MAX_WAIT_S, max(MIN_WAIT_S, amount / per_second))
+    return clamp_wait(amount / per_second)
 
 
 class Admission:
@@ -106,9 +108,10 @@ class Admission:
                 if refused is None:
                     if key is not None:
                         self._take_key(txn, ticket, now)
+                    integral = occupancy_integral(txn, now)
                     txn.add_load(SEQUENCES, sequences)
                     txn.add_load(QUEUED_TOKENS, prompt_tokens)
-                    ticket.flight = txn.open_flight(sequences, now)
+                    ticket.flight = txn.open_flight(sequences, now, integral, key)
             if refused is not None:
                 raise refused
         except RateLimitError as exc:
@@ -149,9 +152,10 @@ class Admission:
     def _take_key(self, txn: Txn, ticket: Ticket, now: float) -> None:
         p, key = self._policy, ticket.key
         if p.key_max_concurrent is not None and txn.load(f"key:{key}") + 1 > p.key_max_concurrent:
+            seat_time = seat_time_at(txn, txn.load(SEQUENCES))
             raise RateLimitError(
                 f"API key '{key}' has {p.key_max_concurrent} requests in flight, its limit.",
-                retry_after=1.0,
+                retry_after=clamp_wait(seat_wait(txn.flights(key), 1, now, seat_time)),
                 code="concurrency_limit_exceeded",
             )
         taken: list[tuple[str, float]] = []
@@ -197,11 +201,15 @@ class Admission:
         ticket.released = True
         now = self._clock()
         with self._ledger.transaction() as txn:
+            integral = occupancy_integral(txn, now)
             txn.add_load(SEQUENCES, -ticket.sequences)
             if not ticket.started:
                 txn.add_load(QUEUED_TOKENS, -ticket.prompt_tokens)
-            if txn.close_flight(ticket.flight) is not None:
-                txn.observe(SEAT_TIME, now - ticket.admitted_at)
+            if (flight := txn.close_flight(ticket.flight)) is not None:
+                since, integral_then = flight
+                held = now - since
+                occupancy = (integral - integral_then) / held if held > 0 else txn.load(SEQUENCES) + 1
+                observe_seat(txn, max(float(ticket.sequences), occupancy), held)
             if ticket.key is not None:
                 txn.add_load(f"key:{ticket.key}", -1)
                 self._refund(txn, ticket, completion_tokens, now)

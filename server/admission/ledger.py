@@ -11,12 +11,15 @@ Rows:
 - `load(name, value)`: sums, e.g. sequences in flight, prompt tokens not yet prefilled, and
   requests in flight per key (`key:<name>`).
 - `buckets(name, level, at)`: token buckets, refilled lazily from the time of the last visit.
-- `flights(id, sequences, since)`: each admitted request until it ends, with its admission time:
-  the seats that will free next are those of the oldest (server/admission/seats.py).
+- `flights(id, sequences, since, sequence_seconds, key)`: each admitted request until it ends, with
+  its admission time, the sequences in flight integrated over time until then (so that its release
+  knows the mean occupancy it ran at), and its API key: the seats that will free next are those of
+  the oldest (server/admission/seats.py).
 - `means(name, value)`: running means (exponentially weighted) of how long a sequence holds its
-  seat and how long a prompt waits to be prefilled. Measured per request, so idle time between
-  requests does not dilute them (a rate over wall time did: after an idle minute Retry-After said
-  60 s while the work in flight ended in about a second).
+  seat (with the occupancy it ran at, to learn how a fuller engine slows each request) and how long
+  a prompt waits to be prefilled. Measured per request, so idle time between requests does not
+  dilute them (a rate over wall time did: after an idle minute Retry-After said 60 s while the
+  work in flight ended in about a second).
 - `reservations(owner, place, sequences, due, expires, holds_from)`: places in line that a 429 gave
   out, first come first served by `place` (server/admission/seats.py says who holds what).
 """
@@ -36,8 +39,10 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS load (name TEXT PRIMARY KEY, value REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, level REAL NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS flights (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, sequences INTEGER NOT NULL, since REAL NOT NULL
+    id INTEGER PRIMARY KEY AUTOINCREMENT, sequences INTEGER NOT NULL, since REAL NOT NULL,
+    sequence_seconds REAL NOT NULL, key TEXT
 );
+CREATE INDEX IF NOT EXISTS flights_key ON flights (key);
 CREATE INDEX IF NOT EXISTS flights_since ON flights (since);
 CREATE TABLE IF NOT EXISTS means (name TEXT PRIMARY KEY, value REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS reservations (
@@ -93,19 +98,31 @@ class Txn:
             (name, level, now),
         )
 
-    def open_flight(self, sequences: int, now: float) -> int:
-        cursor = self._conn.execute("INSERT INTO flights (sequences, since) VALUES (?, ?)", (sequences, now))
+    def open_flight(self, sequences: int, now: float, sequence_seconds: float, key: str | None) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO flights (sequences, since, sequence_seconds, key) VALUES (?, ?, ?, ?)",
+            (sequences, now, sequence_seconds, key),
+        )
         return int(cursor.lastrowid or 0)
 
-    def close_flight(self, flight: int) -> float | None:
-        """Removes the flight; returns when it was admitted (None if it was not there)."""
-        row = self._conn.execute("SELECT since FROM flights WHERE id = ?", (flight,)).fetchone()
+    def close_flight(self, flight: int) -> tuple[float, float] | None:
+        """Removes the flight; returns when it was admitted and the sequence-seconds then (None if
+        it was not there)."""
+        row = self._conn.execute(
+            "SELECT since, sequence_seconds FROM flights WHERE id = ?", (flight,)
+        ).fetchone()
         self._conn.execute("DELETE FROM flights WHERE id = ?", (flight,))
-        return float(row[0]) if row else None
+        return (float(row[0]), float(row[1])) if row else None
 
-    def flights(self) -> list[tuple[float, int]]:
-        """(admitted at, sequences) of every request in flight, oldest first."""
-        rows = self._conn.execute("SELECT since, sequences FROM flights ORDER BY since").fetchall()
+    def flights(self, key: str | None = None) -> list[tuple[float, int]]:
+        """(admitted at, sequences) of every request in flight (of API key `key` if given), oldest
+        first."""
+        if key is None:
+            rows = self._conn.execute("SELECT since, sequences FROM flights ORDER BY since").fetchall()
+        else:
+            rows = self._conn.execute(
+                "SELECT since, sequences FROM flights WHERE key = ? ORDER BY since", (key,)
+            ).fetchall()
         return [(float(since), int(n)) for since, n in rows]
 
     def mean(self, name: str) -> float | None:

@@ -1,28 +1,41 @@
 """Seats in flight: who gets one that frees, and when a refused request should come back.
 
 Retry-After is an estimate from the work actually in flight, not from a rate: seats free about
-one mean seat time (measured per request) after they were taken, oldest first. After an idle
-minute that still says "when the burst now running ends", not 60 s; under sustained overload it
-grows with the line of clients waiting, instead of saying 1 s to everyone.
+one seat time after they were taken, oldest first. After an idle minute that still says "when the
+burst now running ends", not 60 s; under sustained overload it grows with the line of clients
+waiting, instead of saying 1 s to everyone.
+
+The seat time depends on how full the engine is: on a CPU four requests at once each take about
+twice as long as one alone; on a GPU batching is almost free. So it is learnt as a line over the
+occupancy each request ran at (a least-squares fit on running means, `seat_time_at`), and a refusal
+asks for the time at full occupancy, which is what the clients in line will run at. Until the server
+has seen two different occupancies there is no slope to fit: it then assumes the geometric middle of
+the two extremes (time grows with the square root of the occupancy), which is within 2x of either
+for up to 4x the occupancy it measured.
 
 Fairness. A client that waits as told must never do worse than one that retries at once. Without
 care it does: while it sleeps, the hammering clients take every seat that frees. So a refusal is a
 place in line (a `Reservation`): from its hold time until it expires, seats that free are kept for
-it, and only its owner may take them. The owner is the API key when there is one (one place per
-key), else a token the 429 hands out in the `X-Retry-Token` header and the retry presents. An
-anonymous place holds only once its owner came back with the token at or after the time it was
-told: a client that ignores Retry-After and the token gets a new token at every refusal, and those
-places, never claimed, must not hold seats. Coming back early keeps the place and is refused even
-if a seat is free (else a client polling every few milliseconds would take the seats that free
+it, and only its owner may take them, at or after the time it was told. The owner is the API key
+when there is one (one place per key: a key's refused requests share it), else a token the 429
+hands out in the `X-Retry-Token` header and the retry presents. A key's place holds from the
+refusal on, so no seat that frees while its owner sleeps goes to a client that polls. An anonymous
+place holds only once its owner came back with the token when told: a client that ignores
+Retry-After and the token gets a new token at every refusal, and those places, never claimed, must
+not hold seats. Coming back early keeps the place and gets none of the seats kept for places
+(its own included: else a client polling every few milliseconds would take the seat that frees
 before the estimate, which one that sleeps as told cannot), so hammering gains nothing over
-waiting. A place not claimed within HOLD_GRACE_S of its hold is dropped, so an owner that gave up
-keeps seats idle for at most that long.
+waiting; a seat that nobody in line is owed is anyone's, so a key shared by many workers is not
+refused while seats are free (the key's place goes with that seat: the key got its turn). A place
+not claimed within HOLD_GRACE_S of its due time is dropped, so an owner that gave up keeps seats
+idle for at most that long past it.
 
 Each decision is part of the caller's one ledger transaction; several front ends share the ledger.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -30,7 +43,14 @@ from dataclasses import dataclass
 from server.admission.ledger import Reservation, Txn
 
 SEQUENCES = "sequences"
+OCCUPANCY_INTEGRAL = "sequence_seconds"  # SEQUENCES integrated over time, up to OCCUPANCY_AT
+OCCUPANCY_AT = "sequence_seconds_at"
 SEAT_TIME = "seat_seconds"  # mean time a request holds its seats, admission to release
+# Running means for the line seat time = a + b * occupancy: of the occupancy, its square, and
+# occupancy times seat time (with SEAT_TIME, the sums of a least-squares fit).
+SEAT_N, SEAT_NN, SEAT_NT = "seat_occupancy", "seat_occupancy_sq", "seat_occupancy_x_seconds"
+MIN_SPREAD = 0.1  # variance of the occupancies seen (seats squared) below which no slope is fitted
+PRIOR_SPAN = 16.0  # the square-root guess is used up to this ratio of occupancies
 PREFILL_TIME = "prefill_seconds"  # mean time from admission to a request's first output
 UNKNOWN_SEAT_S = 2.0  # before anything was measured
 MIN_WAIT_S = 0.05
@@ -76,7 +96,41 @@ def seat_wait(flights: list[tuple[float, int]], seats: int, now: float, seat_tim
     return max(since + seat_time - now, gap) + rounds * seat_time
 
 
-def _clamp(wait: float) -> float:
+def occupancy_integral(txn: Txn, now: float) -> float:
+    """Sequences in flight integrated over time (sequence-seconds) up to `now`. Call it before every
+    change of SEQUENCES; the difference between two readings over the time between them is the
+    mean occupancy a request ran at."""
+    at = txn.load(OCCUPANCY_AT)
+    elapsed = max(0.0, now - at) if at > 0 else 0.0
+    txn.add_load(OCCUPANCY_INTEGRAL, txn.load(SEQUENCES) * elapsed)
+    txn.add_load(OCCUPANCY_AT, max(0.0, now - at))
+    return txn.load(OCCUPANCY_INTEGRAL)
+
+
+def observe_seat(txn: Txn, occupancy: float, seconds: float) -> None:
+    """A request held its seats `seconds` while `occupancy` sequences were in flight on average."""
+    txn.observe(SEAT_N, occupancy)
+    txn.observe(SEAT_TIME, seconds)
+    txn.observe(SEAT_NN, occupancy * occupancy)
+    txn.observe(SEAT_NT, occupancy * seconds)
+
+
+def seat_time_at(txn: Txn, occupancy: float) -> float:
+    """How long a request holds its seats when `occupancy` sequences are in flight."""
+    t, n, nn, nt = (txn.mean(name) for name in (SEAT_TIME, SEAT_N, SEAT_NN, SEAT_NT))
+    if t is None:
+        return UNKNOWN_SEAT_S
+    if n is None or nn is None or nt is None or n <= 0:
+        return t
+    spread = nn - n * n
+    if spread >= MIN_SPREAD:
+        slope = max(0.0, (nt - n * t) / spread)
+        return max(t / 4, t + slope * (occupancy - n))
+    ratio = min(PRIOR_SPAN, max(1 / PRIOR_SPAN, occupancy / n))
+    return t * math.sqrt(ratio)
+
+
+def clamp_wait(wait: float) -> float:
     return min(MAX_WAIT_S, max(MIN_WAIT_S, wait))
 
 
@@ -87,24 +141,25 @@ def take_seats(txn: Txn, capacity: int, need: int, owner: str | None, now: float
     in_flight = int(txn.load(SEQUENCES))
     mine = txn.reservation(owner) if owner is not None else None
     holding = mine is not None and mine.holds_from is not None and mine.holds_from <= now
-    if mine is not None and not holding and now < mine.due:  # early: the place stays, it waits its turn
-        return Refused(_clamp(mine.due - now), _token(mine.owner))
+    if mine is not None and now < mine.due:  # early: only a seat nobody in line is owed
+        if in_flight + txn.reserved(now, before=None, holding=True) + need <= capacity:
+            txn.drop_reservation(mine.owner)  # the owner has a seat: its place would keep one idle
+            return None
+        return Refused(clamp_wait(mine.due - now), _token(mine.owner))
     before = mine.place if mine is not None and holding else None  # held for those ahead of it only
     if in_flight + txn.reserved(now, before=before, holding=True) + need <= capacity:
         if mine is not None:
             txn.drop_reservation(mine.owner)
         return None
-    if mine is not None and now < mine.due:  # holding, back before its seat freed
-        return Refused(_clamp(mine.due - now), _token(mine.owner))
     ahead = txn.reserved(now, before=mine.place if mine is not None else None, holding=False)
-    seat_time = txn.mean(SEAT_TIME) or UNKNOWN_SEAT_S
-    wait = _clamp(seat_wait(txn.flights(), in_flight + ahead + need - capacity, now, seat_time))
+    seat_time = seat_time_at(txn, capacity)  # those in line run on a full engine
+    wait = clamp_wait(seat_wait(txn.flights(), in_flight + ahead + need - capacity, now, seat_time))
     if mine is not None:  # back when told: from now on freed seats are kept for it
         place, owner = mine.place, mine.owner
         holds: float | None = now if mine.holds_from is None else min(mine.holds_from, now)
     else:
         place, owner = txn.next_place(), owner or TOKEN_OWNER + secrets.token_hex(16)
-        holds = now + wait if owner.startswith(KEY_OWNER) else None
+        holds = now if owner.startswith(KEY_OWNER) else None
     txn.put_reservation(Reservation(owner, place, need, now + wait, now + wait + HOLD_GRACE_S, holds))
     return Refused(wait, _token(owner))
 

@@ -9,7 +9,7 @@ import pytest
 
 from server.admission.gate import Admission, Policy, Ticket
 from server.admission.ledger import Ledger
-from server.admission.seats import HOLD_GRACE_S, seat_wait
+from server.admission.seats import HOLD_GRACE_S, seat_time_at, seat_wait
 from server.errors import RateLimitError
 from server.observability.metrics import ServerMetrics
 
@@ -47,15 +47,49 @@ def test_seat_wait_counts_from_the_oldest_requests_in_flight() -> None:
     assert seat_wait(steady, 0, now=101.0, seat_time=1.0) == 0.0
 
 
-def _busy_period(adm: Admission, clock: Clock, seat_time: float, requests: int) -> None:
-    for _ in range(requests):
-        ticket = adm.admit(None, 1, 1, 1)
+def _busy_period(adm: Admission, clock: Clock, seat_time: float, requests: int, together: int = 1) -> None:
+    """`requests` requests, `together` at a time, each held `seat_time`."""
+    for _ in range(requests // together):
+        tickets = [adm.admit(None, 1, 1, 1) for _ in range(together)]
         clock.now += seat_time
-        adm.release(ticket, 1)
+        for ticket in tickets:
+            adm.release(ticket, 1)
 
 
 def test_after_an_idle_minute_retry_after_is_when_the_work_in_flight_ends(tmp_path: Path) -> None:
     """Before, the finish rate was averaged over the idle minute: 60 s for work that ends in 1.3 s."""
+    clock = Clock()
+    adm = gate(tmp_path, clock)
+    _busy_period(adm, clock, seat_time=1.3, requests=20, together=CAPACITY)
+    clock.now += 60.0
+    for _ in range(CAPACITY):
+        adm.admit(None, 1, 1, 1)
+    clock.now += 0.1
+    wait = refusal(adm).retry_after
+    assert wait == pytest.approx(1.2, abs=0.01)  # 1.3 s after the burst began
+
+
+def test_the_seat_time_is_learnt_as_a_line_over_the_occupancy(tmp_path: Path) -> None:
+    """On a CPU four at once each take longer than one alone: the wait for a full engine must say so."""
+    clock = Clock()
+    adm = gate(tmp_path, clock)
+    _busy_period(adm, clock, seat_time=1.0, requests=20)  # alone: 1 s each
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    with ledger.transaction() as txn:
+        alone_only = seat_time_at(txn, CAPACITY)
+    # Seen only alone, so no slope yet: the square-root guess, 2x at 4x the occupancy.
+    assert alone_only == pytest.approx(2.0, rel=0.01)
+    for _ in range(4):  # then full, 2.5 s each
+        _busy_period(adm, clock, seat_time=2.5, requests=CAPACITY, together=CAPACITY)
+        _busy_period(adm, clock, seat_time=1.0, requests=2)
+    with ledger.transaction() as txn:
+        full, half = seat_time_at(txn, CAPACITY), seat_time_at(txn, 2)
+    assert full == pytest.approx(2.5, rel=0.05)
+    assert half == pytest.approx(1.5, rel=0.1)  # on the line through (1, 1 s) and (4, 2.5 s)
+    ledger.close()
+
+
+def test_after_a_history_of_requests_alone_a_burst_is_expected_to_run_slower(tmp_path: Path) -> None:
     clock = Clock()
     adm = gate(tmp_path, clock)
     _busy_period(adm, clock, seat_time=1.3, requests=20)
@@ -63,8 +97,7 @@ def test_after_an_idle_minute_retry_after_is_when_the_work_in_flight_ends(tmp_pa
     for _ in range(CAPACITY):
         adm.admit(None, 1, 1, 1)
     clock.now += 0.1
-    wait = refusal(adm).retry_after
-    assert wait == pytest.approx(1.2, abs=0.01)  # 1.3 s after the burst began
+    assert refusal(adm).retry_after == pytest.approx(2 * 1.3 - 0.1, abs=0.01)
 
 
 def _fill(adm: Admission, key: str | None = None) -> list[Ticket]:
@@ -75,7 +108,7 @@ def test_under_sustained_overload_the_wait_grows_with_the_line(tmp_path: Path) -
     """Before, every refusal said 1 s, however many clients were waiting."""
     clock = Clock()
     adm = gate(tmp_path, clock)
-    _busy_period(adm, clock, seat_time=2.0, requests=20)
+    _busy_period(adm, clock, seat_time=2.0, requests=20, together=CAPACITY)
     for i in range(CAPACITY):  # steady state: one admitted every 0.5 s, each 2 s in flight
         adm.admit(None, 1, 1, 1)
         clock.now += 0.5 if i < CAPACITY - 1 else 0.0
@@ -87,29 +120,56 @@ def test_under_sustained_overload_the_wait_grows_with_the_line(tmp_path: Path) -
 def test_a_key_that_waited_as_told_gets_the_seat_before_one_that_hammers(tmp_path: Path) -> None:
     clock = Clock()
     adm = gate(tmp_path, clock)
-    _busy_period(adm, clock, seat_time=1.0, requests=10)
+    _busy_period(adm, clock, seat_time=1.0, requests=12, together=CAPACITY)
     tickets = _fill(adm)
+    start = clock.now
     wait = refusal(adm, key="patient").retry_after
-    assert refusal(adm, key="hammer").retry_after >= wait  # behind the patient one in line
-    clock.now += wait  # the patient key's place holds from now on
-    adm.release(tickets[0], 1)  # a seat frees
-    refusal(adm, key="hammer")  # kept for the patient key: the hammering one cannot take it
+    hammer_told = refusal(adm, key="hammer").retry_after
+    assert hammer_told >= wait  # behind the patient one in line
+    adm.release(tickets[0], 1)  # a seat frees before the patient key is due: it is kept for it
+    clock.now += wait / 2
+    refusal(adm, key="hammer")  # the hammering key cannot take it
     refusal(adm)  # nor an anonymous one
-    adm.admit("patient", 1, 1, 1)  # comes back when told, and is in
+    refusal(adm, key="patient")  # nor the patient key itself, early: polling must not pay
+    clock.now += wait / 2
+    adm.admit("patient", 1, 1, 1)  # back when told, and in
     adm.release(tickets[1], 1)
-    refusal(adm)  # the hammering key's place holds now: others, anonymous or not, wait
-    adm.admit("hammer", 1, 1, 1)
+    refusal(adm)  # the hammering key's place holds: others, anonymous or not, wait
+    while True:  # the hammering key gets its seat only at its due time, like everyone
+        try:
+            adm.admit("hammer", 1, 1, 1)
+            break
+        except RateLimitError as refused:
+            assert refused.retry_after > 0
+            clock.now += 0.01
+    assert clock.now >= start + hammer_told - 0.01
 
 
-def test_seats_that_free_before_a_place_holds_are_not_kept_idle(tmp_path: Path) -> None:
+def test_a_key_shared_by_many_workers_is_not_refused_while_a_seat_is_free(tmp_path: Path) -> None:
+    """One key, many workers: a worker that was refused must not block the others' seats."""
     clock = Clock()
     adm = gate(tmp_path, clock)
-    _busy_period(adm, clock, seat_time=1.0, requests=10)
-    tickets = _fill(adm)
-    wait = refusal(adm, key="patient").retry_after
-    adm.release(tickets[0], 1)
-    clock.now += wait / 2
-    adm.admit(None, 1, 1, 1)  # the seat freed early, and the patient client is not back yet
+    _busy_period(adm, clock, seat_time=1.0, requests=12, together=CAPACITY)
+    tickets = _fill(adm, key="team")
+    refusal(adm, key="team")
+    adm.release(tickets[0], 1)  # one seat frees: kept for the team's place, which is not due
+    refusal(adm)
+    adm.release(tickets[1], 1)  # a second one: owed to nobody in line
+    adm.admit("team", 1, 1, 1)  # another worker of the key takes it, with the key's place
+    adm.admit(None, 1, 1, 1)  # so the seat that was held is anyone's again
+
+
+def test_a_key_at_its_concurrency_limit_is_told_when_its_oldest_request_ends(tmp_path: Path) -> None:
+    clock = Clock()
+    policy = Policy(CAPACITY, 10_000, None, None, 2)
+    adm = Admission(Ledger(tmp_path / "ledger.sqlite3"), policy, ServerMetrics(), clock=clock)
+    _busy_period(adm, clock, seat_time=3.0, requests=8, together=2)
+    adm.admit("k", 1, 1, 1)
+    clock.now += 1.0
+    adm.admit("k", 1, 1, 1)
+    clock.now += 0.5
+    wait = refusal(adm, key="k").retry_after
+    assert wait == pytest.approx(1.5, abs=0.05)  # the first of its two ends 3 s after it began
 
 
 def test_anonymous_tokens_hold_only_once_their_owner_came_back_when_told(tmp_path: Path) -> None:
@@ -128,6 +188,8 @@ def test_anonymous_tokens_hold_only_once_their_owner_came_back_when_told(tmp_pat
     assert checked_in.token == first.token and checked_in.retry_after > 0
     adm.release(tickets[0], 1)
     refusal(adm)  # 50 unclaimed places held nothing; this one is kept for the client that waited
+    refusal(adm, token=first.token)  # but even its owner takes it only when told, not by polling
+    clock.now += checked_in.retry_after
     adm.admit(None, 1, 1, 1, token=first.token)
     adm.release(tickets[1], 1)
     adm.admit(None, 1, 1, 1)  # its place is used up: the next seat is anyone's
@@ -154,7 +216,8 @@ def test_front_ends_share_the_line(tmp_path: Path) -> None:
     tickets = _fill(one)
     first = refusal(one)
     clock.now += first.retry_after
-    refusal(two, token=first.token)
+    checked_in = refusal(two, token=first.token)
     one.release(tickets[0], 1)
     refusal(one)
+    clock.now += checked_in.retry_after
     two.admit(None, 1, 1, 1, token=first.token)
