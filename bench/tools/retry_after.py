@@ -1,12 +1,14 @@
 """Does Retry-After tell the truth, and does honouring it pay? Measured against a running server.
 
     python bench/tools/retry_after.py --url http://127.0.0.1:8000 [--keys] [--idle 60]
-        [--clients 8] [--seconds 40] [--max-tokens 24] [--json OUT.json]
+        [--clients 8] [--seconds 40] [--max-tokens 24] [--warm-together 0] [--json OUT.json]
 
 Two phases:
 1. After idle: a warm-up of sequential requests (so the server has measured how long one takes),
-   --idle seconds of nothing, then a burst of 3 x --clients honouring clients at once. For every
-   refused one: the first Retry-After it was given against its real time to admission.
+   then --warm-rounds rounds of --warm-together requests at once (so it has also seen a fuller
+   engine, as a server that served traffic before its idle minute has), --idle seconds of
+   nothing, then a burst of 3 x --clients honouring clients at once. For every refused one: the
+   first Retry-After it was given against its real time to admission.
 2. Sustained overload: --clients clients that honour Retry-After (they sleep retry-after-ms, or
    Retry-After in whole seconds with --whole-seconds, and present X-Retry-Token) and --clients that
    ignore it (they retry after --hammer-gap), each in a closed loop for --seconds. Per group: time to
@@ -127,10 +129,18 @@ async def after_idle(args: argparse.Namespace, http: httpx.AsyncClient) -> dict[
     warm = clients(args, http, "client", 1, True)[0]
     for _ in range(5):
         await warm.one()
+    for _ in range(args.warm_rounds if args.warm_together > 1 else 0):
+        together = clients(args, http, "client", args.warm_together, True)
+        await asyncio.gather(*(c.one() for c in together))
     await asyncio.sleep(args.idle)
     burst = clients(args, http, "client", 3 * args.clients, True)
     outcomes = await asyncio.gather(*(c.one() for c in burst))
-    return {"idle_s": args.idle, "burst": len(burst), **summary(list(outcomes))}
+    return {
+        "warm_together": args.warm_together,
+        "idle_s": args.idle,
+        "burst": len(burst),
+        **summary(list(outcomes)),
+    }
 
 
 async def overload(args: argparse.Namespace, http: httpx.AsyncClient) -> dict[str, Any]:
@@ -174,6 +184,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--idle", type=float, default=60.0, help="-1: skip the after-idle phase")
     parser.add_argument("--max-tokens", type=int, default=24)
+    parser.add_argument("--warm-together", type=int, default=0, help="warm-up requests at once (0: none)")
+    parser.add_argument("--warm-rounds", type=int, default=3)
     parser.add_argument("--hammer-gap", type=float, default=0.01)
     parser.add_argument("--json", type=Path)
     options = parser.parse_args()

@@ -122,27 +122,31 @@ def test_a_key_that_waited_as_told_gets_the_seat_before_one_that_hammers(tmp_pat
     adm = gate(tmp_path, clock)
     _busy_period(adm, clock, seat_time=1.0, requests=12, together=CAPACITY)
     tickets = _fill(adm)
-    start = clock.now
     wait = refusal(adm, key="patient").retry_after
-    hammer_told = refusal(adm, key="hammer").retry_after
-    assert hammer_told >= wait  # behind the patient one in line
-    adm.release(tickets[0], 1)  # a seat frees before the patient key is due: it is kept for it
-    clock.now += wait / 2
-    refusal(adm, key="hammer")  # the hammering key cannot take it
+    assert refusal(adm, key="hammer").retry_after >= wait  # behind the patient one in line
+    clock.now += wait  # the patient key's place holds from now on
+    retold = refusal(adm, key="patient")  # back when told, but its seat has not freed yet
+    adm.release(tickets[0], 1)  # now it does
+    hammer_at = clock.now + refusal(adm, key="hammer").retry_after  # kept for the patient key
     refusal(adm)  # nor an anonymous one
-    refusal(adm, key="patient")  # nor the patient key itself, early: polling must not pay
-    clock.now += wait / 2
-    adm.admit("patient", 1, 1, 1)  # back when told, and in
+    refusal(adm, key="patient")  # nor the patient key itself before its new time: polling must not pay
+    clock.now += retold.retry_after
+    adm.admit("patient", 1, 1, 1)  # back when told again, and in
     adm.release(tickets[1], 1)
-    refusal(adm)  # the hammering key's place holds: others, anonymous or not, wait
-    while True:  # the hammering key gets its seat only at its due time, like everyone
-        try:
-            adm.admit("hammer", 1, 1, 1)
-            break
-        except RateLimitError as refused:
-            assert refused.retry_after > 0
-            clock.now += 0.01
-    assert clock.now >= start + hammer_told - 0.01
+    refusal(adm)  # the hammering key's place holds now: others, anonymous or not, wait
+    clock.now = max(clock.now, hammer_at)
+    adm.admit("hammer", 1, 1, 1)
+
+
+def test_seats_that_free_before_a_place_holds_are_not_kept_idle(tmp_path: Path) -> None:
+    clock = Clock()
+    adm = gate(tmp_path, clock)
+    _busy_period(adm, clock, seat_time=1.0, requests=12, together=CAPACITY)
+    tickets = _fill(adm)
+    wait = refusal(adm, key="patient").retry_after
+    adm.release(tickets[0], 1)
+    clock.now += wait / 2
+    adm.admit(None, 1, 1, 1)  # the seat freed early, and the patient client is not back yet
 
 
 def test_a_key_shared_by_many_workers_is_not_refused_while_a_seat_is_free(tmp_path: Path) -> None:
@@ -151,12 +155,14 @@ def test_a_key_shared_by_many_workers_is_not_refused_while_a_seat_is_free(tmp_pa
     adm = gate(tmp_path, clock)
     _busy_period(adm, clock, seat_time=1.0, requests=12, together=CAPACITY)
     tickets = _fill(adm, key="team")
-    refusal(adm, key="team")
-    adm.release(tickets[0], 1)  # one seat frees: kept for the team's place, which is not due
-    refusal(adm)
-    adm.release(tickets[1], 1)  # a second one: owed to nobody in line
+    told = refusal(adm, key="team").retry_after
+    clock.now += told / 2
+    adm.release(tickets[0], 1)  # a seat frees before the key's place holds: owed to nobody
     adm.admit("team", 1, 1, 1)  # another worker of the key takes it, with the key's place
-    adm.admit(None, 1, 1, 1)  # so the seat that was held is anyone's again
+    clock.now += told
+    refusal(adm, key="team")  # the first worker, back when told, has no place left: the key had its turn
+    adm.release(tickets[1], 1)
+    adm.admit(None, 1, 1, 1)  # and holds no seat: the freed one is anyone's
 
 
 def test_a_key_at_its_concurrency_limit_is_told_when_its_oldest_request_ends(tmp_path: Path) -> None:
