@@ -132,7 +132,6 @@ def echoed(body: ResponsesRequest) -> dict[str, Any]:
         "metadata": body.metadata or {},
         "parallel_tool_calls": body.parallel_tool_calls is not False,
         "previous_response_id": body.previous_response_id,
-        "store": body.stores,
         "temperature": 1.0 if body.temperature is None else body.temperature,
         "top_p": 1.0 if body.top_p is None else body.top_p,
         "text": {"format": text_format.model_dump(by_alias=True) if text_format else {"type": "text"}},

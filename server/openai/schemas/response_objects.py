@@ -82,7 +82,6 @@ class ResponseObject(BaseModel):
     metadata: dict[str, str]
     parallel_tool_calls: bool
     previous_response_id: str | None
-    store: bool
     temperature: float
     top_p: float
     text: dict[str, Any]
