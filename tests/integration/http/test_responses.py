@@ -344,3 +344,13 @@ async def test_a_stream_past_its_deadline_fails_in_sequence(engine: Engine, tmp_
     assert failed["status"] == "failed" and failed["error"]["code"] == "server_error"
     written = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
     assert failed["output"][0]["content"][0]["text"] == written
+
+
+async def test_the_routes_are_documented_with_their_errors(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    create = paths["/v1/responses"]["post"]["responses"]
+    assert {"400", "401", "404", "429", "503", "504"} <= set(create)
+    assert set(create["200"]["content"]) == {"application/json", "text/event-stream"}
+    stored = paths["/v1/responses/{response_id}"]
+    assert "404" in stored["get"]["responses"] and "404" in stored["delete"]["responses"]
+    assert "404" in paths["/v1/responses/{response_id}/input_items"]["get"]["responses"]
