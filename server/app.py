@@ -31,13 +31,24 @@ from server.http.middleware.body_limit import BodyLimitMiddleware
 from server.http.middleware.cors import install_cors
 from server.http.middleware.drain import LifecycleMiddleware
 from server.http.openapi import install_openapi
-from server.http.routes import chat, chat_batch, completions, health, invocations, models, page, tokenize
+from server.http.routes import (
+    chat,
+    chat_batch,
+    completions,
+    health,
+    invocations,
+    models,
+    page,
+    responses,
+    tokenize,
+)
 from server.http.routes import lora as lora_admin
 from server.lifecycle import Lifecycle
 from server.observability.metrics import ServerMetrics
 from server.observability.middleware import ObserveMiddleware
 from server.prompt.template import ChatTemplate
 from server.prompt.tokenizer import Tokenizer
+from server.store.responses import ResponseStore
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +83,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         owned_dirs: list[str] = []
         ledger: Ledger | None = None
+        store: ResponseStore | None = None
         link = frontend.link if frontend else None
         # Each step that can take long runs under lifecycle.starting: a stop signal cancels it.
         running = engine if engine is not None else await lifecycle.starting(start_engine(settings, link))
@@ -85,6 +97,7 @@ def create_app(
             if frontend is None:
                 owned_dirs.append(tempfile.mkdtemp(prefix="mixtral-serve-"))
             ledger = Ledger(Path(frontend.metrics_dir if frontend else owned_dirs[0]) / "admission.sqlite3")
+            store = ResponseStore(settings.responses_store_file())
             shared.server = ServerState(
                 settings=settings,
                 engine=running,
@@ -93,6 +106,7 @@ def create_app(
                 metrics=metrics,
                 served_model_name=settings.resolved_served_name(),
                 admission=Admission(ledger, Policy.from_settings(settings, running.model_card), metrics),
+                responses=store,
             )
             logger.info(
                 "serving %s (max_model_len %d, chat template: %s) on %s",
@@ -111,6 +125,8 @@ def create_app(
                 await running.shutdown()
             if ledger is not None:
                 ledger.close()
+            if store is not None:
+                store.close()
             for path in owned_dirs:
                 shutil.rmtree(path, ignore_errors=True)
 
@@ -123,7 +139,7 @@ def create_app(
     install_cors(app, settings)
     # Outermost: it counts and logs every answer, those of the middlewares above included.
     app.add_middleware(ObserveMiddleware, metrics=metrics, log_content=settings.log_request_content)
-    for module in (chat, chat_batch, completions, invocations, models, tokenize):
+    for module in (chat, chat_batch, completions, invocations, models, responses, tokenize):
         app.include_router(module.router, dependencies=[Depends(get_caller)])
     if settings.allow_runtime_lora:  # reads host paths into the engine: only when asked for
         app.include_router(lora_admin.router, dependencies=[Depends(get_caller)])

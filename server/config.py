@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         description="The embedded model, and the engine's compile caches (torch.compile, Triton), "
         "kept across restarts.",
     )
+    responses_store_path: Path | None = Field(
+        None,
+        description="The SQLite file that keeps stored responses (/v1/responses with store true), "
+        "shared by every front-end process; default: responses.sqlite3 in --cache-dir.",
+    )
     log_level: LogLevel = "info"
     log_format: LogFormat = Field(
         "json",
@@ -272,6 +277,9 @@ class Settings(BaseSettings):
     def lora_enabled(self) -> bool:
         """Whether the engine starts with LoRA support: adapters can only be loaded into it then."""
         return bool(self.lora_modules) or self.enable_lora or self.allow_runtime_lora
+
+    def responses_store_file(self) -> Path:
+        return self.responses_store_path or self.cache_dir / "responses.sqlite3"
 
     def resolved_served_name(self) -> str:
         if self.served_model_name:

@@ -21,6 +21,7 @@ from server.observability.metrics import ServerMetrics
 from server.openai.fingerprint import system_fingerprint
 from server.prompt.template import ChatTemplate
 from server.prompt.tokenizer import Tokenizer
+from server.store.responses import ResponseStore
 
 
 @dataclass
@@ -32,6 +33,7 @@ class ServerState:
     metrics: ServerMetrics
     served_model_name: str
     admission: Admission
+    responses: ResponseStore  # stored responses of the Responses API
 
     @cached_property
     def system_fingerprint(self) -> str:

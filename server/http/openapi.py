@@ -53,10 +53,32 @@ EVENT_STREAM: dict[int | str, dict[str, Any]] = {
 }
 # Chat, completions and /invocations: whole or streamed.
 STREAMING_RESPONSES = {**GENERATION_ERRORS, **EVENT_STREAM}
+# POST /v1/responses: OpenAI's semantic events instead of chunks; 404 also for a
+# previous_response_id this key does not own.
+RESPONSES_STREAMING: dict[int | str, dict[str, Any]] = {
+    **GENERATION_ERRORS,
+    200: {
+        "description": "The Response object; with `stream: true`, its semantic events instead.",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "string",
+                    "description": "Events `event: <type>` + `data: <JSON with type and sequence_number>`: "
+                    "response.created, response.in_progress, response.output_item.added, "
+                    "response.content_part.added, response.output_text.delta (one per piece of text), "
+                    "response.output_text.done, response.content_part.done, response.output_item.done, "
+                    "then response.completed or response.incomplete. A failure after the start is an "
+                    "`error` event and response.failed. No `[DONE]`. Lines starting with `:` are "
+                    "keep-alive comments.",
+                }
+            }
+        },
+    },
+}
 
 GENERATING_REQUESTS = ("ChatCompletionRequest", "BatchChatCompletionRequest", "CompletionRequest")
 CHAT_REQUESTS = ("ChatCompletionRequest", "BatchChatCompletionRequest")
-MODEL_REQUESTS = (*GENERATING_REQUESTS, "TokenizeRequest", "DetokenizeRequest")
+MODEL_REQUESTS = (*GENERATING_REQUESTS, "ResponsesRequest", "TokenizeRequest", "DetokenizeRequest")
 
 
 def install_openapi(app: FastAPI, shared: AppState) -> None:
@@ -129,6 +151,7 @@ def _bound_completion_length(schemas: dict[str, Schema], budget: int) -> None:
     LenientModel); its description says so."""
     _set(schemas, ("CompletionRequest",), "max_tokens", maximum=budget)
     _set(schemas, CHAT_REQUESTS, "max_completion_tokens", maximum=budget)
+    _set(schemas, ("ResponsesRequest",), "max_output_tokens", maximum=budget)
 
 
 def _set(schemas: dict[str, Schema], models: tuple[str, ...], field: str, **keywords: Any) -> None:

@@ -24,7 +24,7 @@ from server.errors import RETRY_TOKEN_HEADER, APIError, DeadlineExceededError, E
 from server.http.auth import Caller
 from server.http.deps import ServerState, app_state
 from server.http.disconnect import Stopped, cancel_on_disconnect, unless
-from server.http.streaming import SERVER_TIMEOUT, EventStream
+from server.http.streaming import DATA, SERVER_TIMEOUT, EventStream, Framing
 from server.lifecycle import Lifecycle
 from server.observability import request_context
 
@@ -68,8 +68,10 @@ async def respond(
     timeout: float | None,
     stream: StreamRender | None,
     collect: CollectRender,
+    framing: Framing = DATA,
 ) -> Response:
-    """`stream` set: an SSE response of its events; else the JSON body `collect` builds."""
+    """`stream` set: an SSE response of its events (put on the wire by `framing`); else the JSON
+    body `collect` builds."""
     max_new = sum(c.request.sampling.max_tokens for c in choices)
     token = request.headers.get(RETRY_TOKEN_HEADER)
     ticket = state.admission.admit(caller.key, len(choices), prompt_tokens, max_new, token=token)
@@ -88,6 +90,7 @@ async def respond(
             deadline_error=late,
             stop=lifecycle.stopping,
             on_close=deltas.aclose,
+            framing=framing,
         )
     try:
         async with asyncio.timeout_at(when):

@@ -1,5 +1,6 @@
 """SSE for every streaming endpoint: data events, an error event if the stream fails after it
-started, then `data: [DONE]`; keep-alive comments while the stream is quiet.
+started, then `data: [DONE]`; keep-alive comments while the stream is quiet. The Responses API
+frames its events its own way (`Framing`); the rest of this holds for it the same.
 
 Events arrive as single-line JSON bytes (orjson never writes a raw newline), so an event is framed
 as `data: ` + payload + a blank line, nothing to split or escape. Each event is one ASGI send.
@@ -23,6 +24,7 @@ import json
 import logging
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
@@ -53,21 +55,42 @@ def _error_event(exc: APIError) -> bytes:
 
 
 SERVER_TIMEOUT = RequestTimeoutError("The request passed the server's deadline (--request-timeout): stopped.")
-SHUTDOWN_EVENT = _error_event(EngineUnavailableError("The server is shutting down.", code="shutting_down"))
+SHUTTING_DOWN = EngineUnavailableError("The server is shutting down.", code="shutting_down")
 
 
-async def _frames(events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How a stream's events go on the wire: chat and completions send each payload as `data: `,
+    an error as an error body event, and end with `[DONE]`; the Responses API's events come framed
+    (`event:` and `data:` lines), a failure is events of its own sequence, and nothing follows
+    the last. `failure` is called when the stream fails, with the error to tell."""
+
+    frame: Callable[[bytes], bytes]
+    failure: Callable[[APIError], bytes]
+    end: bytes
+
+
+def _data(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"
+
+
+DATA = Framing(_data, _error_event, DONE)
+
+
+async def _frames(events: AsyncGenerator[bytes, None], framing: Framing) -> AsyncGenerator[bytes, None]:
+    frame = framing.frame
     async with contextlib.aclosing(events):
         try:
             async for payload in events:
-                yield b"data: " + payload + b"\n\n"
+                yield frame(payload)
         except APIError as exc:
             logger.warning("stream ended with an error: %s", exc.message)
-            yield _error_event(exc)
+            yield framing.failure(exc)
         except Exception:
             logger.exception("stream failed")
-            yield _error_event(EngineError("Internal error while streaming."))
-    yield DONE
+            yield framing.failure(EngineError("Internal error while streaming."))
+    if framing.end:
+        yield framing.end
 
 
 class EventStream(Response):
@@ -84,19 +107,22 @@ class EventStream(Response):
         deadline_error: APIError = SERVER_TIMEOUT,
         stop: Callable[[], Awaitable[None]] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        framing: Framing = DATA,
     ) -> None:
         """`deadline`: event-loop time when the stream is cut with `deadline_error` as its event.
         `stop`: returns when the server stops waiting for open requests (the drain deadline); the
         stream then ends with a `shutting_down` event.
         `on_close`: awaited when the response ends in any way, even if `events` never started
-        (a client gone before the first byte): what the request holds is given back there."""
+        (a client gone before the first byte): what the request holds is given back there.
+        `framing`: chat's `data:` events and `[DONE]` unless told otherwise."""
         self.status_code = 200
         self.background = None
         self.init_headers(HEADERS)
         self._events = events
         self._ping_seconds = ping_seconds
         self._deadline = math.inf if deadline is None else deadline
-        self._deadline_event = _error_event(deadline_error)
+        self._deadline_error = deadline_error
+        self._framing = framing
         self._client_deadline = isinstance(deadline_error, DeadlineExceededError)
         self._stop = stop
         self._stopped = CancelScope()
@@ -130,7 +156,7 @@ class EventStream(Response):
             await self.background()
 
     async def _stream(self, send: Send) -> None:
-        frames = _frames(self._events)
+        frames = _frames(self._events, self._framing)
         with self._stopped, anyio.CancelScope(deadline=self._deadline) as deadline:
             async with contextlib.aclosing(frames):
                 async for frame in frames:
@@ -139,10 +165,12 @@ class EventStream(Response):
             logger.warning("stream passed its deadline; its engine work was stopped")
             if self._client_deadline:
                 request_context.record_client_deadline()
-            await send({"type": "http.response.body", "body": self._deadline_event + DONE, "more_body": True})
+            ending = self._framing.failure(self._deadline_error) + self._framing.end
+            await send({"type": "http.response.body", "body": ending, "more_body": True})
         elif self._stopped.cancelled_caught:
             logger.warning("stream cut at the shutdown deadline; its engine work was stopped")
-            await send({"type": "http.response.body", "body": SHUTDOWN_EVENT + DONE, "more_body": True})
+            ending = self._framing.failure(SHUTTING_DOWN) + self._framing.end
+            await send({"type": "http.response.body", "body": ending, "more_body": True})
 
     async def _stop_at(self, stop: Callable[[], Awaitable[None]]) -> None:
         await stop()

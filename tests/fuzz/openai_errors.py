@@ -57,3 +57,26 @@ def sse_error_problems(content: bytes) -> list[str]:
             if problem:
                 problems.append(problem)
     return problems
+
+
+def responses_sse_problems(content: bytes) -> list[str]:
+    """For a 200 stream of POST /v1/responses: `event:` + `data:` pairs naming the same type,
+    sequence numbers 0, 1, 2 ..., no [DONE], and a last event that finished the response (a failure
+    is the server's fault on a generated request: its deadline is minutes away)."""
+    problems: list[str] = []
+    payloads: list[dict[str, Any]] = []
+    for block in filter(None, content.split(b"\n\n")):
+        lines = dict(line.split(b": ", 1) for line in block.split(b"\n") if not line.startswith(b":"))
+        try:
+            payload = json.loads(lines[b"data"])
+        except (KeyError, ValueError):
+            problems.append(f"event without JSON data: {block[:200]!r}")
+            continue
+        if lines.get(b"event", b"").decode() != payload.get("type"):
+            problems.append(f"event line does not name the type: {block[:200]!r}")
+        payloads.append(payload)
+    if [p.get("sequence_number") for p in payloads] != list(range(len(payloads))):
+        problems.append("sequence numbers are not 0, 1, 2, ...")
+    if not payloads or payloads[-1].get("type") not in ("response.completed", "response.incomplete"):
+        problems.append(f"stream does not end with a finished response: {content[-200:]!r}")
+    return problems

@@ -44,7 +44,7 @@ from schemathesis.specs.openapi.checks import (
 from server.app import create_app
 from server.engine.base import Engine
 from tests.conftest import engine_settings
-from tests.fuzz.openai_errors import response_error_problem, sse_error_problems
+from tests.fuzz.openai_errors import response_error_problem, responses_sse_problems, sse_error_problems
 
 BASE_URL = "http://test"
 MIN_CASES = 1200
@@ -56,7 +56,8 @@ GET_EXAMPLES = {GenerationMode.POSITIVE: 60, GenerationMode.NEGATIVE: 60}
 # Routes whose request body is another route's fields: the batch of conversations takes the chat
 # request's fields, fuzzed in full on /v1/chat/completions. A route without a declared body (POST
 # /ping, /invocations, which reads its body itself) has as little to vary as a GET.
-SMALL_BUDGET_PATHS = {"/v1/chat/completions/batch"}
+SMALL_BUDGET_PATHS = {"/v1/chat/completions/batch", "/v1/responses"}
+RESPONSES = "/v1/responses"  # maps onto chat's fields; its own are few (server/openai/responses_input.py)
 REQUEST_TIMEOUT_S = 60.0
 MAX_GENERATED_TOKENS = 2
 MAX_CHOICES = 2
@@ -98,6 +99,11 @@ def bound_cost(case: Case) -> None:
     an invalid one valid: only values inside their documented range are touched."""
     body = case.body
     if case.method != "POST" or not isinstance(body, dict):
+        return
+    if case.operation.path == RESPONSES:
+        _cap(body, "max_output_tokens", 1, sys.maxsize, MAX_GENERATED_TOKENS)
+        if body.get("max_output_tokens") is None:
+            body["max_output_tokens"] = MAX_GENERATED_TOKENS
         return
     n_before = body.get("n")
     for key in ("max_tokens", "max_completion_tokens"):
@@ -188,6 +194,8 @@ def check_response(case: Case, response: httpx.Response) -> list[str]:
         problem = response_error_problem(response.status_code, content_type, response.content)
         if problem:
             problems.append(problem)
+    elif streamed and case.operation.path == RESPONSES:
+        problems += responses_sse_problems(response.content)
     elif streamed:
         problems += sse_error_problems(response.content)
     return problems

@@ -1,0 +1,1 @@
+"""What the server keeps for its clients across requests and restarts: stored Responses."""
