@@ -161,7 +161,8 @@ class AssistantMessage(BaseModel):
     role: Literal["assistant"]
     content: str | None = Field(description="Null when the answer is tool calls only.")
     refusal: str | None = Field(description="Always null: this server never refuses.")
-    tool_calls: list[ToolCallOut] | None = None
+    # Sent only when the answer holds calls, as OpenAI does.
+    tool_calls: list[ToolCallOut] | None = Field(None, exclude_if=lambda calls: calls is None)
 
 
 class ChatChoice(BaseModel):

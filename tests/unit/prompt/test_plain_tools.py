@@ -112,7 +112,10 @@ def test_results_then_a_user_turn_or_another_answer_are_allowed(template: ChatTe
     template.render([*base, Turn("user", "more")])
 
 
-TEXT = 'Sure. [TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "P\\"a}ris"}}, {"arguments": {"city": "Rome"}, "name": "get_weather"}]'
+TEXT = (
+    'Sure. [TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "P\\"a}ris"}}, '
+    '{"arguments": {"city": "Rome"}, "name": "get_weather"}]'
+)
 
 
 @pytest.mark.parametrize("step", [1, 2, 5, len(TEXT)])
