@@ -14,6 +14,17 @@ FinishReason = Literal["stop", "length"]
 
 
 @dataclass(frozen=True, slots=True)
+class TextOrJson:
+    """Output that is free text, optionally ended by `prefix` (which starts with `marker`) and JSON
+    following `schema`, and then nothing more; the text before never contains `marker`. How a model
+    answers in words or calls tools (tool_choice "auto")."""
+
+    marker: str
+    prefix: str
+    schema: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class SamplingOptions:
     """Engine-neutral sampling settings; values were validated by the HTTP layer."""
 
@@ -40,6 +51,7 @@ class SamplingOptions:
     regex: str | None = None  # text that matches this regular expression
     choice: tuple[str, ...] | None = None  # exactly one of these strings
     grammar: str | None = None  # text of this EBNF or Lark grammar
+    text_or_json: TextOrJson | None = None  # text, or text then marker and JSON (tool calls)
     structured_param: str = "response_format"  # the request field a bad constraint is blamed on
     # vLLM's extensions (server/openai/schemas/vllm_extensions.py).
     stop_token_ids: tuple[int, ...] = ()

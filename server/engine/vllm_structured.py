@@ -19,6 +19,7 @@ from vllm.sampling_params import SamplingParams, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from server.engine.base import SamplingOptions
+from server.engine.tool_grammar import text_or_json_grammar
 from server.errors import InvalidRequestError
 
 # What `verify` may raise for a schema the client got wrong. vLLM 0.32 wraps what xgrammar raises
@@ -43,6 +44,8 @@ def structured_outputs(options: SamplingOptions) -> StructuredOutputsParams | No
         return StructuredOutputsParams(choice=list(options.choice))
     if options.grammar is not None:
         return StructuredOutputsParams(grammar=options.grammar)
+    if options.text_or_json is not None:
+        return StructuredOutputsParams(grammar=text_or_json_grammar(options.text_or_json))
     return None
 
 

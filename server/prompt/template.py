@@ -18,28 +18,37 @@ Requests can never supply a template.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from server.errors import InvalidRequestError
 from server.prompt.jinja import render_jinja_ids
 from server.prompt.known_templates import KNOWN_MIXTRAL_INSTRUCT
+from server.prompt.plain_tools import PlainTextTools
 from server.prompt.tokenizer import Tokenizer
+from server.prompt.tool_format import ToolFormat
+from server.prompt.tool_turns import validate_tool_conversation
+from server.prompt.tools import Tool, ToolCall
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
 class Turn:
+    """One message. An assistant turn may carry `tool_calls` (its text may then be empty); a "tool"
+    turn is one call's result, `text` answering the call `tool_call_id`."""
+
     role: Role
     text: str
+    tool_calls: tuple[ToolCall, ...] = field(default=())
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Conversation:
     system: str | None
-    turns: list[Turn]  # user, assistant, user, ..., user
+    turns: list[Turn]  # user, assistant, user, ..., user; with tools, tool results between
 
 
 def validate_conversation(messages: list[Turn], continue_final: bool = False) -> Conversation:
@@ -47,6 +56,8 @@ def validate_conversation(messages: list[Turn], continue_final: bool = False) ->
     to continue it, with an assistant message)."""
     if not messages:
         raise InvalidRequestError("messages must contain at least one message.", param="messages")
+    if any(m.role == "tool" or m.tool_calls for m in messages):
+        return Conversation(*validate_tool_conversation(messages, continue_final))
     system: str | None = None
     turns = messages
     if messages[0].role == "system":
@@ -154,6 +165,8 @@ class ChatTemplate:
         else:
             self.source = "jinja"
             tokenizer.encode_markup("", [])  # builds its tokenizer copy now, not in the first request
+        # Tokenizers without tool control tokens get the plain-text layout.
+        self.tool_format: ToolFormat | None = PlainTextTools() if self.source == "mixtral-inst" else None
 
     @classmethod
     def load(cls, tokenizer: Tokenizer, path: Path | None) -> ChatTemplate:
@@ -161,7 +174,12 @@ class ChatTemplate:
         return cls(tokenizer, path.read_text(encoding="utf-8") if path is not None else None)
 
     def render(
-        self, messages: list[Turn], *, continue_final: bool = False, add_generation_prompt: bool = True
+        self,
+        messages: list[Turn],
+        *,
+        continue_final: bool = False,
+        add_generation_prompt: bool = True,
+        tools: list[Tool] | None = None,
     ) -> list[int]:
         """`continue_final`: the model goes on with the last (assistant) message. The [INST] format
         has no generation prompt to leave out (a user turn ends in [/INST], where the answer starts),
@@ -170,6 +188,8 @@ class ChatTemplate:
         if self.source == "none":
             raise InvalidRequestError(NO_TEMPLATE_MESSAGE, param="messages")
         conversation = validate_conversation(messages, continue_final)
+        if tools or any(m.role == "tool" or m.tool_calls for m in messages):
+            return self._render_tools(conversation, tools, continue_final)
         if self.source == "mixtral-inst":
             if not add_generation_prompt and not continue_final:
                 raise InvalidRequestError(
@@ -180,6 +200,17 @@ class ChatTemplate:
                 )
             return render_mixtral_ids(conversation, self._tokenizer, continue_final)
         return self._render_jinja(messages, continue_final, add_generation_prompt)
+
+    def _render_tools(
+        self, conversation: Conversation, tools: list[Tool] | None, continue_final: bool
+    ) -> list[int]:
+        if self.tool_format is None:
+            raise InvalidRequestError(
+                "This model's chat template is not Mixtral-Instruct's [INST] format, and the server "
+                "has no tool layout for it: send no tools, tool calls or tool messages.",
+                param="tools" if tools else "messages",
+            )
+        return self.tool_format.render(conversation, tools, self._tokenizer, continue_final)
 
     def _render_jinja(
         self, messages: list[Turn], continue_final: bool, add_generation_prompt: bool

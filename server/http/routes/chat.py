@@ -19,6 +19,8 @@ from server.observability.metrics import RequestTimer
 from server.openai import extensions
 from server.openai.bodies.chat import ChatContext, collect_chat, stream_chat
 from server.openai.bodies.extras import Extras
+from server.openai.bodies.tool_calls import collect_tool_chat, stream_tool_chat
+from server.openai.bodies.tool_output import ToolOutput
 from server.openai.outputs import chat_echo, chat_extras, check_chat
 from server.openai.sampling import sampling_options
 from server.openai.schemas.chat import (
@@ -27,17 +29,20 @@ from server.openai.schemas.chat import (
     ChatMessage,
     ChatRequestFields,
 )
-from server.prompt.template import Turn
+from server.openai.tools import ToolPlan, constrain, request_plan, turns_of
 
 router = APIRouter(tags=["chat"])
 
 
-def chat_prompt(body: ChatRequestFields, messages: list[ChatMessage], state: ServerState) -> list[int]:
+def chat_prompt(
+    body: ChatRequestFields, messages: list[ChatMessage], state: ServerState, plan: ToolPlan | None = None
+) -> list[int]:
     """One conversation's prompt ids, as the engine gets them."""
     prompt = state.template.render(
-        [Turn(m.template_role(), m.text()) for m in messages],
+        turns_of(messages),
         continue_final=body.continue_final_message,
         add_generation_prompt=body.add_generation_prompt is not False,
+        tools=plan.offered if plan else None,
     )
     prompt = extensions.with_bos(prompt, body.add_special_tokens, state.tokenizer.bos_id)
     prompt = extensions.truncate_prompt(
@@ -55,6 +60,7 @@ def engine_request(
     prompt: list[int],
     sample: int,
     prompt_logprobs: int | None,
+    plan: ToolPlan | None = None,
 ) -> GenerateRequest:
     """The engine request of one choice: sample `sample` of its conversation's `prompt`."""
     max_tokens = input_limits.max_tokens(
@@ -63,15 +69,19 @@ def engine_request(
     return GenerateRequest(
         request_id=request_id,
         prompt_token_ids=prompt,
-        sampling=sampling_options(
-            body,
-            max_tokens=max_tokens,
-            logprobs=_top_logprobs(body),
-            vocab_size=state.engine.model_card.vocab_size,
-            max_logprobs=state.settings.max_logprobs,
-            choice_index=sample,
-            response_format=body.response_format,
-            prompt_logprobs=prompt_logprobs,
+        sampling=constrain(
+            plan,
+            state.template.tool_format,
+            sampling_options(
+                body,
+                max_tokens=max_tokens,
+                logprobs=_top_logprobs(body),
+                vocab_size=state.engine.model_card.vocab_size,
+                max_logprobs=state.settings.max_logprobs,
+                choice_index=sample,
+                response_format=body.response_format,
+                prompt_logprobs=prompt_logprobs,
+            ),
         ),
         adapter=state.adapter_for(model),
         priority=body.priority,
@@ -123,18 +133,32 @@ async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:
     model = check_request(body, state, len(body.messages))
-    prompt = chat_prompt(body, body.messages, state)
+    plan = request_plan(body)
+    prompt = chat_prompt(body, body.messages, state, plan)
     extras = chat_extras(body, prompt)
     request_id = f"chatcmpl-{uuid.uuid4().hex}"  # engine requests' ids: unique whatever the client sends
     # One set of prompt logprobs answers all choices (they share the prompt).
     plp = extras.prompt_logprobs if extras else None
     choices = [
         fanout.Choice(
-            i, engine_request(body, state, model, f"{request_id}-{i}", prompt, i, plp if i == 0 else None)
+            i,
+            engine_request(body, state, model, f"{request_id}-{i}", prompt, i, plp if i == 0 else None, plan),
         )
         for i in range(body.n)
     ]
     ctx = chat_context(body, state, model, request_id, [prompt], extras, chat_echo(body))
+    tools = _tool_output(plan, state)
+    if tools is not None:
+        return await respond(
+            request,
+            state,
+            caller,
+            choices,
+            prompt_tokens=len(prompt),
+            timeout=body.timeout,
+            stream=(lambda d: stream_tool_chat(ctx, tools, d, body.include_usage)) if body.stream else None,
+            collect=lambda d: collect_tool_chat(ctx, tools, d),
+        )
     return await respond(
         request,
         state,
@@ -145,3 +169,11 @@ async def create_chat_completion(
         stream=(lambda deltas: stream_chat(ctx, deltas, body.include_usage)) if body.stream else None,
         collect=lambda deltas: collect_chat(ctx, deltas),
     )
+
+
+def _tool_output(plan: ToolPlan | None, state: ServerState) -> ToolOutput | None:
+    """How to read the answer: None when it cannot hold calls."""
+    if plan is None or plan.mode == "none" or state.template.tool_format is None:
+        return None
+    marker = state.template.tool_format.marker if plan.mode == "auto" else None
+    return ToolOutput(marker, plan.offered)

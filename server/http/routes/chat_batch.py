@@ -28,6 +28,8 @@ def _check_batch(body: BatchChatCompletionRequest) -> None:
             ("prompt_logprobs", body.prompt_logprobs is not None),
             ("echo", body.echo),
             ("return_token_ids", body.return_token_ids),
+            ("tools", bool(body.tools)),
+            ("tool_choice", body.tool_choice not in (None, "none")),
         )
         if on
     ]

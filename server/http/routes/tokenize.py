@@ -16,7 +16,7 @@ from server.openai.schemas.tokenize import (
     TokenizeRequest,
     TokenizeResponse,
 )
-from server.prompt.template import Turn
+from server.openai.tools import tool_plan, turns_of
 
 router = APIRouter(tags=["tokenize"])
 
@@ -28,7 +28,8 @@ async def tokenize(body: TokenizeRequest, state: StateDep) -> TokenizeResponse:
     state.check_model(body.model)
     if body.messages is not None:
         input_limits.check_messages(len(body.messages), state.settings)
-        tokens = state.template.render([Turn(m.template_role(), m.text()) for m in body.messages])
+        plan = tool_plan(body.tools, body.tool_choice)
+        tokens = state.template.render(turns_of(body.messages), tools=plan.offered if plan else None)
     else:
         text = body.prompt or ""
         encode = state.tokenizer.encode if body.add_special_tokens else state.tokenizer.encode_segment

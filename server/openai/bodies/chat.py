@@ -19,6 +19,7 @@ from server.openai.bodies.chunks import ChunkEncoder, usage
 from server.openai.bodies.common import CacheHits, Counts
 from server.openai.bodies.extras import Extras
 from server.openai.bodies.logprobs import chat_entry, chat_logprobs
+from server.openai.bodies.tool_output import ToolOutput
 
 Deltas = DeltaStream
 KIND = "chat.completion.chunk"
@@ -32,6 +33,7 @@ class ChatContext(common.Head):
     extras: Extras | None = None  # vLLM's output extensions, when any is asked for
     echo: str = ""  # vLLM's echo: text the answer starts with (the message it continues)
     tokens_by_id: bool = False  # vLLM's return_tokens_as_token_ids: logprob tokens as "token_id:<id>"
+    tools: ToolOutput | None = None  # the answer may hold tool calls, read as the format writes them
 
 
 def _chunk_choice(ctx: ChatContext, index: int, delta: Delta) -> dict[str, Any]:

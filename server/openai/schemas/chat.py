@@ -21,6 +21,7 @@ from server.openai.schemas.common import (
     unset,
 )
 from server.openai.schemas.response_format import ResponseFormat
+from server.openai.schemas.tools import ToolCallIn
 from server.openai.schemas.vllm_extensions import ChatExtensions
 
 
@@ -30,15 +31,22 @@ class TextPart(LenientModel):
 
 
 class ChatMessage(LenientModel):
-    # "developer" is OpenAI's newer name for "system" (its o1 models and later); both mean the same here.
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
-    name: str | None = None
+    """`content` may be null only in an assistant message with `tool_calls`; a "tool" message answers
+    the call `tool_call_id` (checked by server/openai/tools.py, which names the field)."""
 
-    def template_role(self) -> Literal["system", "user", "assistant"]:
+    # "developer" is OpenAI's newer name for "system" (its o1 models and later); both mean the same here.
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
+
+    def template_role(self) -> Literal["system", "user", "assistant", "tool"]:
         return "system" if self.role == "developer" else self.role
 
     def text(self) -> str:
+        if self.content is None:
+            return ""
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
@@ -138,10 +146,23 @@ class ChoiceLogprobs(BaseModel):
     refusal: list[LogprobEntry] | None = Field(description="Always null: this server never refuses.")
 
 
+class FunctionCallOut(BaseModel):
+    name: str
+    arguments: str = Field(description="The arguments as JSON text (an object).")
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"]
+    function: FunctionCallOut
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"]
-    content: str
+    content: str | None = Field(description="Null when the answer is tool calls only.")
     refusal: str | None = Field(description="Always null: this server never refuses.")
+    # Sent only when the answer holds calls, as OpenAI does.
+    tool_calls: list[ToolCallOut] | None = Field(None, exclude_if=lambda calls: calls is None)
 
 
 class ChatChoice(BaseModel):
@@ -167,9 +188,24 @@ class ChatCompletion(BaseModel):
     prompt_token_ids: list[int] | None
 
 
+class ChunkFunction(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChunkToolCall(BaseModel):
+    """The first piece of a call has its id, type and name; the next ones more of its arguments."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: ChunkFunction
+
+
 class ChunkDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
 
 
 class ChatChunkChoice(BaseModel):

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from server.openai.schemas.chat import ChatMessage
 from server.openai.schemas.common import JSON_INT, TOKEN_ID_SCHEMA, Bool, LenientModel, Rules, SchemaExtra
+from server.openai.schemas.tools import MAX_TOOLS, ToolChoice, ToolSpec
 
 
 class TokenizeRequest(LenientModel):
@@ -18,6 +19,12 @@ class TokenizeRequest(LenientModel):
     messages: Annotated[list[ChatMessage], Field(min_length=1)] | None = None
     add_special_tokens: Bool = Field(True, description="`prompt` only: put BOS first, as completions do.")
     return_token_strs: Bool = Field(False, description="vLLM's: each token's vocabulary entry too.")
+    tools: Annotated[list[ToolSpec], Field(max_length=MAX_TOOLS)] | None = Field(
+        None, description="`messages` only: the tools, as a chat request offers them."
+    )
+    tool_choice: ToolChoice | None = Field(
+        None, description='`messages` only; "none": the tools are not shown.'
+    )
 
     SCHEMA_RULES: ClassVar[Rules] = (
         {

@@ -32,6 +32,7 @@ from server.openai.schemas.common import (
     is_set,
 )
 from server.openai.schemas.response_format import MAX_SCHEMA_BYTES, check_schema_bounds
+from server.openai.schemas.tools import MAX_TOOLS, ToolChoice, ToolSpec
 
 MAX_TOKEN_ID_LIST = 1024  # stop_token_ids, allowed_token_ids
 MAX_BAD_WORDS = 64  # vLLM allows 128 after tokenization (each word counts once or twice)
@@ -90,7 +91,7 @@ def _refusal(neutral: Neutral, why: str) -> Refusal:
     return Refusal(neutral[0], why, neutral[1])
 
 
-NO_TOOLS = "Tool and function calling is not supported yet; send no tools."
+NO_FUNCTIONS = "functions and function_call are OpenAI's deprecated names: send tools and tool_choice."
 NOT_VLLM_032 = "vLLM dropped this field; use structured_outputs (or response_format) instead."
 
 # field -> (what counts as neutral, why any other value is refused). One row per field, both
@@ -117,10 +118,8 @@ REFUSALS: dict[str, Refusal] = {
     "chat_template": _refusal(_is(None), "Requests cannot set a chat template; the operator does."),
     "chat_template_kwargs": _refusal(EMPTY, "The chat template takes no arguments from requests."),
     "reasoning_effort": _refusal(_is(None, "none"), "Mixtral does not reason."),
-    "tools": _refusal(_is(None), NO_TOOLS),
-    "tool_choice": _refusal(_is(None, "none"), NO_TOOLS),
-    "functions": _refusal(EMPTY, NO_TOOLS),
-    "function_call": _refusal(_is(None, "none"), NO_TOOLS),
+    "functions": _refusal(EMPTY, NO_FUNCTIONS),
+    "function_call": _refusal(_is(None, "none"), NO_FUNCTIONS),
     "suffix": _refusal(_is(None, ""), "Mixtral has no fill-in-the-middle mode."),
     "guided_json": _refusal(_is(None), NOT_VLLM_032),
     "guided_regex": _refusal(_is(None), NOT_VLLM_032),
@@ -367,7 +366,9 @@ class ChatExtensions(VLLMExtensions):
         False, description="true: a BOS before the chat template's prompt too (which has its own)."
     )
     include_reasoning: Bool = Field(True, description="Accepted either way: Mixtral writes no reasoning.")
-    parallel_tool_calls: Bool | None = Field(True, description="Accepted either way while no tools are sent.")
+    parallel_tool_calls: Bool | None = Field(
+        True, description="false: at most one tool call per answer (the grammar allows one)."
+    )
     documents: list[dict[str, str]] | None = _refused()
     chat_template: str | None = _refused()
     chat_template_kwargs: dict[str, Any] | None = _refused()
@@ -375,8 +376,10 @@ class ChatExtensions(VLLMExtensions):
     mm_processor_kwargs: dict[str, Any] | None = _refused()
     return_prompt_text: Bool | None = _refused()
     reasoning_effort: ReasoningEffort | None = _refused(None, '"none" is accepted.')
-    tools: list[dict[str, Any]] | None = _refused(None, "Tools come in a later version.")
-    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = _refused("none")
+    tools: Annotated[list[ToolSpec], Field(max_length=MAX_TOOLS)] | None = None
+    tool_choice: ToolChoice | None = Field(
+        None, description='Default: "auto" with tools, "none" without (OpenAI\'s defaults).'
+    )
     functions: list[dict[str, Any]] | None = _refused()
     function_call: Literal["none", "auto"] | dict[str, Any] | None = _refused()
 

@@ -317,8 +317,8 @@ async def test_priority_without_the_priority_policy_is_400(client: httpx.AsyncCl
     ("path", "field", "value"),
     [
         ("/v1/chat/completions", "use_beam_search", True),
-        ("/v1/chat/completions", "tools", [{"type": "function", "function": {"name": "f"}}]),
-        ("/v1/chat/completions", "tool_choice", "auto"),
+        ("/v1/chat/completions", "functions", [{"name": "f"}]),
+        ("/v1/chat/completions", "function_call", "auto"),
         ("/v1/chat/completions", "chat_template", "{{ messages }}"),
         ("/v1/chat/completions", "reasoning_effort", "high"),
         ("/v1/completions", "length_penalty", 0.5),

@@ -39,8 +39,6 @@ REFUSED: dict[str, Any] = {
     "chat_template": "{{ x }}",
     "chat_template_kwargs": {"enable_thinking": False},
     "reasoning_effort": "low",
-    "tools": [],
-    "tool_choice": "required",
     "functions": [{"name": "f"}],
     "function_call": "auto",
     "suffix": "tail",
