@@ -1,5 +1,6 @@
 """Tiny checkpoints of the other shapes users bring, built by the embedded model's own generator
-(server/engine/tiny.py) from a config: random weights, the real Mistral v1 tokenizer."""
+(server/engine/tiny.py) from a config: random weights, the real Mistral v1 tokenizer (v3 for the
+v0.3 shape)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,42 @@ TINY_CHINESE_MIXTRAL = TinyModel(
     {**TINY_CONFIG, "vocab_size": EXTENDED_VOCAB_SIZE},
     chat_template=None,
     extra_pieces=CHINESE_WORDS,
+)
+
+
+# Mistral-7B-Instruct-v0.3's shape: dense, the v3 tokenizer (32,768 pieces, [INST] and the tool
+# markers as control tokens). Its chat template is the v3 [INST] format for text conversations,
+# written here (v0.3's own jinja is not reproduced): "[INST]" and "[/INST]" with no spaces around
+# the text, a system prompt before the LAST user message, as mistral-common's v3 encoder does.
+# Chat with tools on such checkpoints is encoded by server/prompt/mistral_v3.py, not by a template.
+MISTRAL_V3_TEXT_TEMPLATE = (
+    "{%- set ns = namespace(system='', last_user=-1) %}"
+    "{%- for m in messages %}"
+    "{%- if m['role'] == 'system' and m['content'] %}"
+    "{%- set ns.system = ns.system + ('\\n\\n' if ns.system else '') + m['content'] %}"
+    "{%- endif %}{%- endfor %}"
+    "{%- set loop_messages = messages | rejectattr('role', 'equalto', 'system') | list %}"
+    "{%- for m in loop_messages %}{%- if m['role'] == 'user' %}{%- set ns.last_user = loop.index0 %}"
+    "{%- endif %}{%- endfor %}"
+    "{{- bos_token }}"
+    "{%- for m in loop_messages %}"
+    "{%- if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{- raise_exception('After the optional system message, conversation roles must alternate "
+    "user/assistant/user/assistant/...') }}"
+    "{%- endif %}"
+    "{%- if m['role'] == 'user' and loop.index0 == ns.last_user and ns.system %}"
+    "{{- '[INST]' + ns.system + '\\n\\n' + m['content'] + '[/INST]' }}"
+    "{%- elif m['role'] == 'user' %}{{- '[INST]' + m['content'] + '[/INST]' }}"
+    "{%- elif m['role'] == 'assistant' %}{{- m['content'].rstrip(' ') + eos_token }}"
+    "{%- else %}{{- raise_exception('Only user, assistant and system roles are supported!') }}"
+    "{%- endif %}{%- endfor %}"
+)
+V3_VOCAB_SIZE = 32768
+TINY_MISTRAL_7B_INSTRUCT_V03 = TinyModel(
+    "tiny-mistral-7b-instruct-v0.3",
+    {**MISTRAL_7B, "vocab_size": V3_VOCAB_SIZE, "sliding_window": None, "rope_theta": 1000000.0},
+    chat_template=MISTRAL_V3_TEXT_TEMPLATE,
+    tokenizer="v3",
 )
 
 

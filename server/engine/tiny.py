@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from server.prompt.known_templates import MIXTRAL_INSTRUCT_V01
 
@@ -74,19 +74,29 @@ class TinyModel:
     """What one generated checkpoint holds: a transformers config (its `architectures[0]` picks the
     class), the chat template its tokenizer_config ships (None: a base model), and pieces added to
     Mistral's v1 SentencePiece model (ids from 32,000 on), the way extended vocabularies such as
-    Chinese-Mixtral's are built."""
+    Chinese-Mixtral's are built. `tokenizer`: Mistral's v1 tokenizer (32,000 pieces: Mixtral-8x7B,
+    Mistral-7B v0.1/v0.2) or v3 (32,768 with the control tokens of the [INST] markers and of tools:
+    Mistral-7B-Instruct-v0.3, Mixtral-8x22B)."""
 
     name: str
     config: dict[str, Any]
     chat_template: str | None = MIXTRAL_INSTRUCT_V01
     extra_pieces: tuple[str, ...] = field(default=())
+    tokenizer: Literal["v1", "v3"] = "v1"
 
     def dirname(self) -> str:
         """Named by a fingerprint of what goes into it, so a changed generator never reuses a stale copy."""
-        recipe = json.dumps(
-            [GENERATOR_VERSION, SEED, self.config, TOKENIZER_CONFIG, self.chat_template, self.extra_pieces],
-            sort_keys=True,
-        )
+        parts: list[object] = [
+            GENERATOR_VERSION,
+            SEED,
+            self.config,
+            TOKENIZER_CONFIG,
+            self.chat_template,
+            self.extra_pieces,
+        ]
+        if self.tokenizer != "v1":  # the v1 recipes keep the names (and cached copies) they had
+            parts.append(self.tokenizer)
+        recipe = json.dumps(parts, sort_keys=True)
         return f"{self.name}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
 
 
@@ -103,7 +113,24 @@ def write_mistral_v1_tokenizer(
     fast tokenizer that transformers converts from a bare SentencePiece file ranks the whitespace
     merges ("▁▁") first and drops the dummy prefix, so its ids differ from SentencePiece's.
     """
-    source = resources.files("mistral_common") / "data" / "tokenizer.model.v1"
+    _write_sentencepiece_tokenizer(directory, "tokenizer.model.v1", chat_template, extra_pieces)
+
+
+def write_mistral_v3_tokenizer(directory: Path, chat_template: str | None) -> None:
+    """Put Mistral's v3 tokenizer (mistral-common's copy, as Mistral-7B-Instruct-v0.3 ships it) into
+    `directory`: 32,768 pieces, of which ids 1 to 750 are control tokens (BOS, EOS, [INST], [/INST],
+    the five tool tokens, then [control_N] placeholders). tokenizer.json declares each a special
+    token, so a prompt's markup gets them as single ids while message text spelling them stays text,
+    as in mistral-common, whose SentencePiece never parses control pieces out of text. (The 20
+    user-defined pieces after them, "[REFERENCE_DOC_n]", stay added tokens that text does match, as
+    in SentencePiece, but the "▁" around them can differ from SentencePiece's.)"""
+    _write_sentencepiece_tokenizer(directory, "mistral_instruct_tokenizer_240323.model.v3", chat_template, ())
+
+
+def _write_sentencepiece_tokenizer(
+    directory: Path, model_name: str, chat_template: str | None, extra_pieces: tuple[str, ...]
+) -> None:
+    source = resources.files("mistral_common") / "data" / model_name
     with resources.as_file(source) as path:
         shutil.copyfile(path, directory / "tokenizer.model")
     if extra_pieces:
@@ -180,7 +207,10 @@ def _generate(directory: Path, recipe: TinyModel) -> None:
     saved = json.loads((directory / "config.json").read_text())
     saved["torch_dtype"] = "bfloat16"
     (directory / "config.json").write_text(json.dumps(saved, indent=2))
-    write_mistral_v1_tokenizer(directory, recipe.chat_template, recipe.extra_pieces)
+    if recipe.tokenizer == "v3":
+        write_mistral_v3_tokenizer(directory, recipe.chat_template)
+    else:
+        write_mistral_v1_tokenizer(directory, recipe.chat_template, recipe.extra_pieces)
     (directory / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2}))
 
 
