@@ -162,12 +162,15 @@ class FrontendLink:
 
 @dataclass(frozen=True, slots=True)
 class EngineStats:
-    """Scheduler state from the engine's most recent step."""
+    """Scheduler state from the engine's most recent step. `made_at`: when the engine core made
+    these numbers, on its own monotonic clock (0 before any step); with several front ends it alone
+    orders reports that reached different ones (see engine/vllm_stats.py)."""
 
     running: int = 0
     waiting: int = 0
     kv_cache_usage: float = 0.0
     steps: int = 0
+    made_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

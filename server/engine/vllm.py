@@ -243,6 +243,7 @@ class VLLMEngine:
             disable_log_stats=True,
             **client,
         )
+        recorder.follow(llm.engine_core)
         try:
             health = EngineHealth(llm, stall, link.engine_gone if link else None)
             return await cls._connected(settings, llm, vllm_config, recorder, health)

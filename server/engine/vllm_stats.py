@@ -1,5 +1,21 @@
 """vLLM's stat-logger interface, read into ours: the latest scheduler numbers (EngineStats) and each
-step's latency samples (StepTimings), handed to whoever listens (metrics, the stall watch)."""
+step's latency samples (StepTimings), handed to whoever listens (metrics, the stall watch).
+
+With N front ends the scheduler's numbers of a step reach ONE of them (vLLM attaches them to the
+first client with outputs in that step, else to client 0), and each front end handles its messages
+when its own event loop gets to them. Ordered by when a front end handled them, a busy front end can
+publish step k's "5 running" after another published the last step's "0", and on an idle engine no
+later step comes to correct it. So each report carries the time the engine core made it
+(`EngineStats.made_at`): the `timestamp` of vLLM's EngineCoreOutputs message, set by the one engine
+core on its monotonic clock, present in vLLM 0.26 and 0.32. The stat-logger call does not receive
+that message, so `follow` wraps the client's `get_output_async`: vLLM's output loop fetches one
+message, processes it and calls `record` before it fetches the next, so the stamp kept at the fetch
+is the stamp of the stats being recorded. The metrics then keep, across front ends, the report the
+engine made last (observability/metrics.py).
+
+Chosen over counting each front end's own requests in the engine: that count is only what the front
+end believes (an abort is sent but not yet done), cannot split running from waiting, and says
+nothing of the KV cache; the engine's own numbers, put in the engine's order, stay exact."""
 
 from __future__ import annotations
 
@@ -26,6 +42,22 @@ class StatsRecorder(StatLoggerBase):
         self.listeners: list[Callable[[EngineStats], None]] = []
         self.timing_listeners: list[Callable[[StepTimings], None]] = []
         self.heartbeat: Callable[[], None] = lambda: None  # every message from the engine core
+        self._made_at = 0.0  # the engine core's stamp of the message being handled
+
+    def follow(self, engine_core: Any) -> None:
+        """Keep each message's engine-side stamp as vLLM's output loop fetches it (see the module
+        docstring). Without it (a client that has no such method) reports carry made_at 0."""
+        fetch = getattr(engine_core, "get_output_async", None)
+        if fetch is None:
+            logger.warning("engine client without get_output_async: engine gauges are not ordered")
+            return
+
+        async def stamped() -> Any:
+            outputs = await fetch()
+            self._made_at = float(getattr(outputs, "timestamp", 0.0) or 0.0)
+            return outputs
+
+        engine_core.get_output_async = stamped
 
     def record(
         self,
@@ -49,6 +81,7 @@ class StatsRecorder(StatLoggerBase):
             waiting=int(scheduler_stats.num_waiting_reqs),
             kv_cache_usage=float(scheduler_stats.kv_cache_usage),
             steps=self.latest.steps + 1,
+            made_at=self._made_at,
         )
         for listener in self.listeners:
             listener(self.latest)

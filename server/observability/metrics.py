@@ -8,6 +8,13 @@ configured API-key names; never a request id, a raw key or what a client typed.
 Where each number comes from: the HTTP layer times what a client sees (TTFT, end-to-end, tokens per
 request, requests by outcome); the engine reports its scheduler (running, waiting, KV cache) and
 each step's inter-token latencies and queue waits (Engine.on_stats / on_timings).
+
+The engine gauges (running, waiting, KV cache) with several front ends: each front end holds the
+latest report it handled, and /metrics shows the one the engine core made last. prometheus-client's
+"mostrecent" merge picks the value with the newest timestamp, which Gauge.set takes from the front
+end's wall clock, so a front end that handled an old report late would win; these gauges are written
+with the engine core's own stamp of the report instead (EngineStats.made_at; why it is needed:
+engine/vllm_stats.py).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ _ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.0
 _QUEUE_BUCKETS = (0.001, 0.005) + _LATENCY_BUCKETS
 # The endpoints that run the engine: mixtral_requests_total counts these, by outcome.
 GENERATION_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
+# The merge stamp of the engine gauges before the engine's first report: any real stamp is later.
+_BEFORE_ANY_STEP = 1e-9
 
 
 class ServerMetrics:
@@ -103,7 +112,7 @@ class ServerMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        # The engine core reports to one front end at a time: the newest report wins.
+        # The engine core reports to one front end at a time: the report it made last wins.
         self.running = self._engine_gauge("num_requests_running", "Requests in the engine's running batch.")
         self.waiting = self._engine_gauge("num_requests_waiting", "Requests waiting for the engine.")
         self.kv_cache_usage = self._engine_gauge("kv_cache_usage_perc", "KV-cache usage, 0 to 1.")
@@ -121,9 +130,17 @@ class ServerMetrics:
         engine.on_timings(self.record_step_timings)
 
     def record_engine_stats(self, stats: EngineStats) -> None:
-        self.running.set(stats.running)
-        self.waiting.set(stats.waiting)
-        self.kv_cache_usage.set(stats.kv_cache_usage)
+        # A report from before any step still needs a stamp above 0: the merge skips a 0 stamp.
+        stamp = max(stats.made_at, _BEFORE_ANY_STEP)
+        for gauge, value in (
+            (self.running, stats.running),
+            (self.waiting, stats.waiting),
+            (self.kv_cache_usage, stats.kv_cache_usage),
+        ):
+            if self._multiprocess_dir is None:
+                gauge.set(value)
+            else:  # the stamp the merge orders by; Gauge.set would stamp the wall clock
+                gauge._value.set(float(value), timestamp=stamp)
 
     def record_step_timings(self, timings: StepTimings) -> None:
         for seconds in timings.inter_token_latencies:

@@ -89,3 +89,20 @@ def server_process(*flags: str, log: Path, env: dict[str, str] | None = None) ->
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# The layout servers that the load-fault and front-end tests share (tests/e2e/conftest.py): small
+# limits keep the fault tests cheap; the drain test ends each one, last.
+MAX_IN_FLIGHT = 32  # admission's cap; the engine's batch (128 on CPU) runs all that is admitted at once
+SHUTDOWN_TIMEOUT_S = 30  # far longer than the drain's streams need: the drain must not cut them
+# The other e2e tests' context length: vLLM keys its compile cache on it, so the start-up reuses theirs.
+MAX_MODEL_LEN = 1024
+LAYOUT_FLAGS = (
+    "--max-model-len", str(MAX_MODEL_LEN),
+    "--max-in-flight", str(MAX_IN_FLIGHT),
+    "--shutdown-timeout", str(SHUTDOWN_TIMEOUT_S),
+)  # fmt: skip
+
+
+def layout_server(front_ends: int, log: Path) -> contextlib.AbstractContextManager[ServerProcess]:
+    return server_process(*LAYOUT_FLAGS, "--api-server-count", str(front_ends), log=log)

@@ -1,23 +1,40 @@
-"""--api-server-count 2: two HTTP front-end processes on one engine core.
+"""--api-server-count 2: two HTTP front-end processes on one engine core (the server shared with
+test_load_faults, tests/e2e/conftest.py).
 
-Concurrent requests on separate connections spread over both, all complete, and /metrics on
-either process counts all of them."""
+Concurrent requests on separate connections spread over both, all complete, and /metrics on either
+process counts all of them; the engine gauges read what the engine did last, whichever front end
+handled its reports last."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import contextlib
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
+import psutil
 
-from tests.e2e.server_process import running_server
-from tests.helpers import chat, metric_value, stream_events
+from tests.e2e.server_process import ServerProcess
+from tests.helpers import chat, metric_value, sse_events, stream_events
 
 REQUESTS = 16
 MAX_TOKENS = 12
 CHAT_OK = 'route="/v1/chat/completions",status="200"'
 CHAT_LENGTH = 'endpoint="/v1/chat/completions",finish_reason="length",model="tiny-mixtral",status="200"'
+COUNTED = (
+    ("mixtral_http_requests_total", CHAT_OK, REQUESTS),
+    ("mixtral_generation_tokens_total", "", REQUESTS * MAX_TOKENS),
+    ("mixtral_requests_total", CHAT_LENGTH, REQUESTS),
+    ("mixtral_time_to_first_token_seconds_count", "", REQUESTS),
+    # The engine's timings, from each front end's own requests.
+    ("mixtral_inter_token_latency_seconds_count", "", REQUESTS * (MAX_TOKENS - 1)),
+    ("mixtral_request_queue_time_seconds_count", "", REQUESTS),
+)
 
 
 async def _one(url: str, i: int) -> int:
@@ -47,30 +64,115 @@ def _per_server(text: str) -> dict[str, float]:
     return {i: metric_value(text, "mixtral_api_server_requests_total", f'api_server="{i}"') for i in "01"}
 
 
-async def test_two_front_ends_share_one_engine_and_one_metrics_view(tmp_path: Path) -> None:
-    log = tmp_path / "server.log"
-    with running_server("--api-server-count", "2", "--max-model-len", "1024", log=log) as url:
-        tokens = await asyncio.gather(*(_one(url, i) for i in range(REQUESTS)))
-        assert tokens == [MAX_TOKENS] * REQUESTS
+async def test_two_front_ends_share_one_engine_and_one_metrics_view(two_front_ends: ServerProcess) -> None:
+    url = two_front_ends.url
+    before = _scrape(url)
+    tokens = await asyncio.gather(*(_one(url, i) for i in range(REQUESTS)))
+    assert tokens == [MAX_TOKENS] * REQUESTS
 
-        scrapes = [_scrape(url) for _ in range(6)]
+    scrapes = [_scrape(url) for _ in range(6)]
     # Every scrape, whichever process answered it, sees all requests of both processes.
     for text in scrapes:
-        assert metric_value(text, "mixtral_http_requests_total", CHAT_OK) == REQUESTS
-        assert metric_value(text, "mixtral_generation_tokens_total") == REQUESTS * MAX_TOKENS
-        assert metric_value(text, "mixtral_requests_total", CHAT_LENGTH) == REQUESTS
-        assert metric_value(text, "mixtral_time_to_first_token_seconds_count") == REQUESTS
-        # The engine's timings, from each front end's own requests; the warm-up is not counted.
-        assert metric_value(text, "mixtral_inter_token_latency_seconds_count") == REQUESTS * (MAX_TOKENS - 1)
-        assert metric_value(text, "mixtral_request_queue_time_seconds_count") == REQUESTS
+        for name, labels, count in COUNTED:
+            assert metric_value(text, name, labels) - metric_value(before, name, labels) == count, name
     per_server = _per_server(scrapes[-1])
-    assert all(count > 0 for count in per_server.values()), per_server
+    served = {i: n - _per_server(before)[i] for i, n in per_server.items()}
+    assert all(count > 0 for count in served.values()), served
     all_routes = sum(
         float(line.rpartition(" ")[2])
         for line in scrapes[-1].splitlines()
         if line.startswith("mixtral_http_requests_total{")
     )
     assert sum(per_server.values()) == all_routes
-    text = log.read_text()
+    text = two_front_ends.log.read_text()
     assert "front end 0 of 2" in text and "front end 1 of 2" in text
     assert text.count("warm-up: ") == 1  # one engine, warmed once
+
+
+# The stale-gauge case, made certain: front end L's request runs first in the engine's batch, so
+# each step's scheduler report goes to L while it runs; L is stopped (SIGSTOP) and holds those
+# reports back while front end P's longer request runs on alone and ends, P handling the engine's
+# last report (0 running). L, resumed, then handles its older reports (1-2 running) last of all.
+HELD_TOKENS = 200
+LAST_TOKENS = 400  # more than L's request has left when P's starts: P's request ends last
+
+
+def _front_end_pids(server: ServerProcess) -> list[int]:
+    port = urlparse(server.url).port
+    return [
+        proc.pid
+        for proc in psutil.Process(server.proc.pid).children(recursive=True)
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in proc.net_connections("tcp"))
+    ]
+
+
+@contextlib.asynccontextmanager
+async def _client_per_front_end(server: ServerProcess) -> AsyncIterator[dict[int, httpx.AsyncClient]]:
+    """A kept-alive connection to each front-end process, by pid (the kernel picks which accepts)."""
+    pids = _front_end_pids(server)
+    assert len(pids) == 2, pids
+    clients: dict[int, httpx.AsyncClient] = {}
+    try:
+        for _ in range(50):
+            http = httpx.AsyncClient(base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=1))
+            resp = await http.get("/health")
+            port = resp.extensions["network_stream"].get_extra_info("client_addr")[1]
+            owner = next(
+                pid
+                for pid in pids
+                if any(c.raddr and c.raddr.port == port for c in psutil.Process(pid).net_connections("tcp"))
+            )
+            clients.setdefault(owner, http)
+            if clients[owner] is not http:
+                await http.aclose()
+            if len(clients) == len(pids):
+                break
+        assert len(clients) == len(pids), "the kernel gave every connection to one front end"
+        yield clients
+    finally:
+        for http in clients.values():
+            await http.aclose()
+
+
+async def _stream(http: httpx.AsyncClient, tokens: int, started: asyncio.Event) -> int:
+    """Sets `started` once tokens flow; returns the completion tokens counted at the end."""
+    body = chat("Tell me a story.", max_tokens=tokens, ignore_eos=True)
+    body |= {"stream": True, "stream_options": {"include_usage": True}}
+    raw = ""
+    async with http.stream("POST", "/v1/chat/completions", json=body) as resp:
+        assert resp.status_code == 200
+        async for text in resp.aiter_text():
+            raw += text
+            if len(sse_events(raw)) >= 3:  # the role chunk and two tokens
+                started.set()
+    events = sse_events(raw)
+    assert events[-1] == "[DONE]"
+    completion_tokens: int = json.loads(events[-2])["usage"]["completion_tokens"]
+    return completion_tokens
+
+
+def _engine_load(text: str) -> float:
+    names = ("mixtral_num_requests_running", "mixtral_num_requests_waiting")
+    return sum(metric_value(text, name) for name in names)
+
+
+async def test_engine_gauges_read_0_on_an_idle_engine_though_a_front_end_handled_old_reports_last(
+    two_front_ends: ServerProcess,
+) -> None:
+    async with _client_per_front_end(two_front_ends) as clients:
+        (held_pid, held), (_, last) = clients.items()
+        held_started, last_started = asyncio.Event(), asyncio.Event()
+        held_stream = asyncio.create_task(_stream(held, HELD_TOKENS, held_started))
+        await asyncio.wait_for(held_started.wait(), 60)
+        last_stream = asyncio.create_task(_stream(last, LAST_TOKENS, last_started))
+        await asyncio.wait_for(last_started.wait(), 60)
+        os.kill(held_pid, signal.SIGSTOP)
+        try:
+            assert await asyncio.wait_for(last_stream, 60) == LAST_TOKENS
+            assert not held_stream.done()
+        finally:
+            os.kill(held_pid, signal.SIGCONT)
+        assert await asyncio.wait_for(held_stream, 60) == HELD_TOKENS  # L has handled all it held
+    await asyncio.sleep(0.5)  # the engine is idle: no later report can come to correct the gauges
+    loads = [_engine_load(_scrape(two_front_ends.url)) for _ in range(4)]
+    assert loads == [0] * 4, f"engine gauges {loads} on an idle engine"

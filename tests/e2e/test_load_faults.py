@@ -10,7 +10,8 @@ that CI's output carries the figures. A request counts as:
 - lost: anything else: no answer, a transport error, a cut body, a stream without `[DONE]`, a 5xx.
 
 The limits are small so that the whole module stays cheap on a 2-core CI machine; one server per
-layout serves the three tests, the drain last (it stops the server).
+layout serves the three tests, the drain last (it stops the server); the two-front-end one is shared
+with test_frontends.
 """
 
 from __future__ import annotations
@@ -30,21 +31,12 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.server_process import ServerProcess, server_process
+from tests.e2e.server_process import MAX_IN_FLIGHT, SHUTDOWN_TIMEOUT_S, ServerProcess, layout_server
 from tests.helpers import chat, metric_value
 
 logger = logging.getLogger(__name__)
 
 PATH = "/v1/chat/completions"
-MAX_IN_FLIGHT = 32  # admission's cap; the engine's batch (128 on CPU) runs all that is admitted at once
-SHUTDOWN_TIMEOUT_S = 30  # far longer than the drain's streams need: the drain must not cut them
-# The other e2e tests' context length: vLLM keys its compile cache on it, so the start-up reuses theirs.
-MAX_MODEL_LEN = 1024
-FLAGS = (
-    "--max-model-len", str(MAX_MODEL_LEN),
-    "--max-in-flight", str(MAX_IN_FLIGHT),
-    "--shutdown-timeout", str(SHUTDOWN_TIMEOUT_S),
-)  # fmt: skip
 
 TOKENS = 8  # per overload request: short, so that many requests finish (and free their place) in 10 s
 OVERLOAD_CLIENTS = 4 * MAX_IN_FLIGHT  # 4x what admission lets in: most attempts must be refused
@@ -58,6 +50,7 @@ STORM_ROUNDS = 3
 STORM_STREAMS = MAX_IN_FLIGHT  # each round fills the server; one leaked place would refuse the next
 STORM_TOKENS = 512  # far more than a stream gets before it is cut
 FREED_WITHIN_S = 1.0
+STILL_IDLE_AFTER_S = 0.5
 
 DRAIN_STREAMS = 8
 DRAIN_TOKENS = 160  # long enough to be still open while the late requests are refused
@@ -72,9 +65,13 @@ NO_REFUSALS: dict[int, set[str]] = {}
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    front_ends: int = request.param
-    log = tmp_path_factory.mktemp(f"load-faults-{front_ends}") / "server.log"
-    with server_process(*FLAGS, "--api-server-count", str(front_ends), log=log) as started:
+    """Two front ends: the server test_frontends shares (tests/e2e/conftest.py)."""
+    if request.param == 2:
+        shared: ServerProcess = request.getfixturevalue("two_front_end_server")
+        assert shared.proc.poll() is None, "the shared 2-front-end server was stopped early"
+        yield shared
+        return
+    with layout_server(1, tmp_path_factory.mktemp("load-faults-1") / "server.log") as started:
         yield started
 
 
@@ -314,22 +311,17 @@ async def _storm_round(url: str, http: httpx.AsyncClient) -> tuple[Counter[str],
     drop.set()
     outcomes = Counter(await asyncio.gather(*clients))
     freed_after = await _seconds_until_idle(http, 5 * FREED_WITHIN_S, disconnects_before + cut)
+    # A front end that handles an older engine report late would turn the gauges up again (see
+    # test_frontends for that case made certain): they must stay at 0.
+    await asyncio.sleep(STILL_IDLE_AFTER_S)
+    load, _ = await _engine_load(http)
+    assert load == 0, f"engine gauges back at {load} {STILL_IDLE_AFTER_S} s after they read 0"
     return outcomes, freed_after
 
 
 async def test_disconnect_storm_frees_the_engine_each_round_and_the_server_still_answers(
-    server: ServerProcess, report: Callable[[str], None], request: pytest.FixtureRequest
+    server: ServerProcess, report: Callable[[str], None]
 ) -> None:
-    if request.node.callspec.id == "two-front-ends":
-        # Seen once in CI (passed in three runs before): 5 requests still counted in the engine 5 s
-        # after the second round, with every disconnect counted. The running/waiting gauges come
-        # from the engine core's scheduler stats, which reach one front end at a time; whether the
-        # engine kept those requests or a front end kept a stale gauge is not known yet.
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="engine gauges after a storm with 2 front ends: under study", strict=False
-            )
-        )
     outcomes: Counter[str] = Counter()
     freed: list[float] = []
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
