@@ -47,8 +47,8 @@ class Client:
     tries: list[int] = field(default_factory=list)
 
 
-def service_time(occupancy: int, rng: random.Random, base: float) -> float:
-    return base * (occupancy / CAPACITY) ** 0.5 * rng.uniform(0.7, 1.3)
+def service_time(occupancy: int, rng: random.Random, base: float, args_spread: float) -> float:
+    return base * (occupancy / CAPACITY) ** 0.5 * rng.uniform(1 - args_spread, 1 + args_spread)
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             c.waits.append(clock.now - c.started)
             c.tries.append(c.attempts)
             c.token = None
-            push(clock.now + service_time(in_flight, rng, args.base), "done", who, t)
+            push(clock.now + service_time(in_flight, rng, args.base, args.spread), "done", who, t)
         ledger.close()
 
     def group(honours: bool) -> dict[str, float | int]:
@@ -131,6 +131,7 @@ if __name__ == "__main__":
     parser.add_argument("--keys", action="store_true")
     parser.add_argument("--base", type=float, default=0.4, help="seconds one request takes on a full engine")
     parser.add_argument("--think", type=float, default=0.0)
+    parser.add_argument("--spread", type=float, default=0.3, help="service time varies by this share")
     parser.add_argument("--hammer-gap", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=1)
     print(json.dumps(run(parser.parse_args()), indent=2))

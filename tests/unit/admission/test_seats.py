@@ -149,20 +149,20 @@ def test_seats_that_free_before_a_place_holds_are_not_kept_idle(tmp_path: Path) 
     adm.admit(None, 1, 1, 1)  # the seat freed early, and the patient client is not back yet
 
 
-def test_a_key_shared_by_many_workers_is_not_refused_while_a_seat_is_free(tmp_path: Path) -> None:
-    """One key, many workers: a worker that was refused must not block the others' seats."""
+def test_a_key_has_one_place_at_a_time_and_polling_it_gains_nothing(tmp_path: Path) -> None:
+    """Whether it is the same client polling or another worker of the key cannot be told apart, so
+    neither takes a seat before the key's time, not even a free one (else polling would pay)."""
     clock = Clock()
     adm = gate(tmp_path, clock)
     _busy_period(adm, clock, seat_time=1.0, requests=12, together=CAPACITY)
     tickets = _fill(adm, key="team")
     told = refusal(adm, key="team").retry_after
     clock.now += told / 2
-    adm.release(tickets[0], 1)  # a seat frees before the key's place holds: owed to nobody
-    adm.admit("team", 1, 1, 1)  # another worker of the key takes it, with the key's place
-    clock.now += told
-    refusal(adm, key="team")  # the first worker, back when told, has no place left: the key had its turn
-    adm.release(tickets[1], 1)
-    adm.admit(None, 1, 1, 1)  # and holds no seat: the freed one is anyone's
+    adm.release(tickets[0], 1)  # a seat frees before the key's time
+    again = refusal(adm, key="team")
+    assert again.retry_after == pytest.approx(told / 2)  # the same place, the same time
+    clock.now += told / 2
+    adm.admit("team", 1, 1, 1)
 
 
 def test_a_key_at_its_concurrency_limit_is_told_when_its_oldest_request_ends(tmp_path: Path) -> None:
