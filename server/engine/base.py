@@ -25,6 +25,16 @@ class TextOrJson:
 
 
 @dataclass(frozen=True, slots=True)
+class LeadThenJson:
+    """Output that is `lead` or nothing, then JSON following `schema`, and then nothing more: tool
+    calls after a prompt that ends in the calls' marker token, where a trained model writes its
+    list with a leading space (Mistral v3's " [")."""
+
+    lead: str
+    schema: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class SamplingOptions:
     """Engine-neutral sampling settings; values were validated by the HTTP layer."""
 
@@ -52,6 +62,7 @@ class SamplingOptions:
     choice: tuple[str, ...] | None = None  # exactly one of these strings
     grammar: str | None = None  # text of this EBNF or Lark grammar
     text_or_json: TextOrJson | None = None  # text, or text then marker and JSON (tool calls)
+    lead_then_json: LeadThenJson | None = None  # an optional lead, then JSON (forced tool calls)
     structured_param: str = "response_format"  # the request field a bad constraint is blamed on
     # vLLM's extensions (server/openai/schemas/vllm_extensions.py).
     stop_token_ids: tuple[int, ...] = ()

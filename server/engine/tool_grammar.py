@@ -11,6 +11,10 @@ joined to the text rules with xgrammar's grammar union and concatenation, and ha
 EBNF text, its `grammar` structured output. This uses only what vLLM 0.26 (xgrammar 0.2.3) and
 0.32 (xgrammar 0.2.8) both have; vLLM's `structural_tag` with triggers was the other candidate, but
 its JSON allows any whitespace.
+
+Forced calls on a checkpoint whose marker is a control token (Mistral v3) need no text rules: the
+prompt ends with the marker token, and the answer is `(lead | "") calls`, the lead being the space
+a trained model writes before its list (SentencePiece's "▁[").
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import json
 
 import xgrammar
 
-from server.engine.base import TextOrJson
+from server.engine.base import LeadThenJson, TextOrJson
 from server.errors import InvalidRequestError
 
 _CLASS_ESCAPES = str.maketrans({"]": "\\]", "[": "\\[", "-": "\\-", "^": "\\^"})
@@ -55,13 +59,27 @@ def without(marker: str) -> str:
     return "\n".join(rules)
 
 
+def _calls(schema: dict[str, object]) -> xgrammar.Grammar:
+    return xgrammar.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False)
+
+
 def text_or_json_grammar(spec: TextOrJson) -> str:
     """The EBNF text; a schema xgrammar cannot compile is the request's fault (the tools it offered)."""
     try:
         text = xgrammar.Grammar.from_ebnf(without(spec.marker))
         prefix = xgrammar.Grammar.from_ebnf(f"root ::= {json.dumps(spec.prefix)}")
-        calls = xgrammar.Grammar.from_json_schema(json.dumps(spec.schema), any_whitespace=False)
+        calls = _calls(spec.schema)
     except Exception as exc:  # xgrammar raises its own and RuntimeError for a schema it cannot take
         raise InvalidRequestError(f"tools: {exc}", param="tools") from exc
     grammar = xgrammar.Grammar.union(text, xgrammar.Grammar.concat(text, prefix, calls))
     return str(grammar)
+
+
+def lead_then_json_grammar(spec: LeadThenJson, param: str) -> str:
+    """`root ::= (lead | "") calls`, as EBNF text."""
+    try:
+        lead = xgrammar.Grammar.from_ebnf(f'root ::= {json.dumps(spec.lead)} | ""')
+        calls = _calls(spec.schema)
+    except Exception as exc:
+        raise InvalidRequestError(f"{param}: {exc}", param=param) from exc
+    return str(xgrammar.Grammar.concat(lead, calls))

@@ -19,7 +19,7 @@ from vllm.sampling_params import SamplingParams, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from server.engine.base import SamplingOptions
-from server.engine.tool_grammar import text_or_json_grammar
+from server.engine.tool_grammar import lead_then_json_grammar, text_or_json_grammar
 from server.errors import InvalidRequestError
 
 # What `verify` may raise for a schema the client got wrong. vLLM 0.32 wraps what xgrammar raises
@@ -46,6 +46,9 @@ def structured_outputs(options: SamplingOptions) -> StructuredOutputsParams | No
         return StructuredOutputsParams(grammar=options.grammar)
     if options.text_or_json is not None:
         return StructuredOutputsParams(grammar=text_or_json_grammar(options.text_or_json))
+    if options.lead_then_json is not None:
+        grammar = lead_then_json_grammar(options.lead_then_json, options.structured_param)
+        return StructuredOutputsParams(grammar=grammar)
     return None
 
 

@@ -8,16 +8,19 @@ request's messages as prompt turns.
   their schema, whatever the model.
 - "auto": the model writes text, or text then the format's marker and such a list
   (server/engine/tool_grammar.py): text never holds a marker that is not followed by valid calls.
+
+Where the marker is a control token (Mistral v3), "required" and a named function end the prompt
+with it and the grammar holds what follows (an optional space, then the list); "auto" decodes the
+answer with special tokens, so the marker the model writes is in the text the scanner reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from server.engine.base import SamplingOptions, TextOrJson
+from server.engine.base import LeadThenJson, SamplingOptions, TextOrJson
 from server.errors import InvalidRequestError
 from server.openai.schemas.chat import ChatMessage, ChatRequestFields
 from server.openai.schemas.response_format import ResponseFormatText
@@ -105,6 +108,12 @@ def _check_compatible(body: ChatRequestFields) -> None:
             "structured_outputs cannot be combined with tools: tool calls have their own grammar.",
             param="structured_outputs",
         )
+    if body.allowed_token_ids is not None:
+        raise InvalidRequestError(
+            "allowed_token_ids cannot be combined with tools: tool calls have their own grammar, which "
+            "may need tokens the list leaves out.",
+            param="allowed_token_ids",
+        )
     if body.continue_final_message:
         raise InvalidRequestError(
             "continue_final_message cannot be combined with tools: the answer may be tool calls.",
@@ -128,15 +137,22 @@ def constrain(
     """The engine's constraint for the answer of `plan`."""
     if plan is None or plan.mode == "none":
         return sampling
+    assert tool_format is not None
     if plan.mode == "auto":
-        assert tool_format is not None
         spec = TextOrJson(tool_format.marker, tool_format.call_prefix, plan.calls_schema())
-        return dataclasses.replace(sampling, text_or_json=spec, structured_param="tools")
+        special = sampling.skip_special_tokens and not tool_format.marker_is_token
+        return dataclasses.replace(
+            sampling, text_or_json=spec, structured_param="tools", skip_special_tokens=special
+        )
+    if tool_format.calls_lead is not None:
+        lead = LeadThenJson(tool_format.calls_lead, plan.calls_schema())
+        return dataclasses.replace(sampling, lead_then_json=lead, structured_param="tool_choice")
     return dataclasses.replace(sampling, json_schema=plan.calls_schema(), structured_param="tool_choice")
 
 
-def call_id() -> str:
-    return f"call_{uuid.uuid4().hex[:24]}"
+def opens_calls(plan: ToolPlan | None) -> bool:
+    """The answer must be calls: a format whose marker is a token ends the prompt with it."""
+    return plan is not None and plan.mode in ("required", "named")
 
 
 def turns_of(messages: list[ChatMessage]) -> list[Turn]:

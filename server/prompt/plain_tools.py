@@ -21,6 +21,7 @@ on tools knows, so that one parser serves both.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from server.prompt.tokenizer import Tokenizer
@@ -69,6 +70,11 @@ class PlainTextTools:
 
     marker = MARKER
     call_prefix = MARKER + " "
+    marker_is_token = False
+    calls_lead: str | None = None  # forced calls are the bare JSON list (the engine's grammar)
+
+    def new_call_id(self) -> str:
+        return f"call_{uuid.uuid4().hex[:24]}"
 
     def render(
         self,
@@ -76,6 +82,7 @@ class PlainTextTools:
         tools: list[Tool] | None,
         tokenizer: Tokenizer,
         continue_final: bool = False,
+        open_calls: bool = False,  # noqa: ARG002 (forced calls are the bare list here: nothing to open)
     ) -> list[int]:
         ids: list[int] = [tokenizer.bos_id] if tokenizer.bos_id is not None else []
         turns = conversation.turns

@@ -10,7 +10,10 @@ separated by a blank line, which is also what mistral-common does.
 Which template serves chat is detected, never assumed: the operator's `--chat-template` file, else
 the tokenizer's own template. When that template renders Mixtral-Instruct's [INST] format (the
 known jinja sources, or any template that renders a probe conversation to the same text), our
-renderer above serves it; any other template is rendered as the model's jinja, with message text
+renderer above serves it, unless the tokenizer has Mistral's v3 control tokens (Mistral-7B-Instruct-
+v0.3, Mixtral-8x22B-Instruct-v0.1: "[INST]" is then one token, and the v3 templates render the same
+probe): then every chat prompt, with tools or without, is mistral-common's v3 encoding
+(server/prompt/v3_tools.py); any other template is rendered as the model's jinja, with message text
 kept plain text there too (server/prompt/jinja.py). With none, the model is a base model:
 completions only, and chat is a 400 that says how to configure a template.
 Requests can never supply a template.
@@ -25,11 +28,13 @@ from typing import Literal
 from server.errors import InvalidRequestError
 from server.prompt.jinja import render_jinja_ids
 from server.prompt.known_templates import KNOWN_MIXTRAL_INSTRUCT
+from server.prompt.mistral_v3 import v3_tokens
 from server.prompt.plain_tools import PlainTextTools
 from server.prompt.tokenizer import Tokenizer
 from server.prompt.tool_format import ToolFormat
 from server.prompt.tool_turns import validate_tool_conversation
 from server.prompt.tools import Tool, ToolCall
+from server.prompt.v3_tools import V3Tools
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -148,8 +153,9 @@ def renders_mixtral_instruct(source: str, tokenizer: Tokenizer) -> bool:
 class ChatTemplate:
     """Renders a validated conversation to prompt token ids.
 
-    `source`: which renderer serves chat: "mixtral-inst" (ours), "jinja" (the template's own) or
-    "none" (a base model). `origin`: where the template came from: "file", "model" or None."""
+    `source`: which renderer serves chat: "mixtral-inst" (ours, [INST] as text), "mistral-v3" (ours,
+    the v3 control tokens), "jinja" (the template's own) or "none" (a base model). `origin`: where
+    the template came from: "file", "model" or None."""
 
     def __init__(self, tokenizer: Tokenizer, override: str | None = None) -> None:
         self._tokenizer = tokenizer
@@ -157,16 +163,18 @@ class ChatTemplate:
         self.origin: Literal["file", "model"] | None = (
             "file" if override is not None else "model" if self._jinja else None
         )
-        self.source: Literal["mixtral-inst", "jinja", "none"]
+        self.source: Literal["mixtral-inst", "mistral-v3", "jinja", "none"]
+        self.tool_format: ToolFormat | None = None
+        marks = v3_tokens(tokenizer)
         if not self._jinja:
             self.source = "none"
-        elif renders_mixtral_instruct(self._jinja, tokenizer):
-            self.source = "mixtral-inst"
-        else:
+        elif not renders_mixtral_instruct(self._jinja, tokenizer):
             self.source = "jinja"
             tokenizer.encode_markup("", [])  # builds its tokenizer copy now, not in the first request
-        # Tokenizers without tool control tokens get the plain-text layout.
-        self.tool_format: ToolFormat | None = PlainTextTools() if self.source == "mixtral-inst" else None
+        elif marks is not None:
+            self.source, self.tool_format = "mistral-v3", V3Tools(marks)
+        else:  # no tool control tokens: the plain-text layout
+            self.source, self.tool_format = "mixtral-inst", PlainTextTools()
 
     @classmethod
     def load(cls, tokenizer: Tokenizer, path: Path | None) -> ChatTemplate:
@@ -180,37 +188,35 @@ class ChatTemplate:
         continue_final: bool = False,
         add_generation_prompt: bool = True,
         tools: list[Tool] | None = None,
+        open_calls: bool = False,
     ) -> list[int]:
         """`continue_final`: the model goes on with the last (assistant) message. The [INST] format
         has no generation prompt to leave out (a user turn ends in [/INST], where the answer starts),
         so there `add_generation_prompt` false is taken only with `continue_final`; a Jinja template
-        gets both as it would from transformers."""
+        gets both as it would from transformers. `open_calls`: the answer must be tool calls
+        (ToolFormat.calls_lead)."""
         if self.source == "none":
             raise InvalidRequestError(NO_TEMPLATE_MESSAGE, param="messages")
         conversation = validate_conversation(messages, continue_final)
-        if tools or any(m.role == "tool" or m.tool_calls for m in messages):
-            return self._render_tools(conversation, tools, continue_final)
-        if self.source == "mixtral-inst":
-            if not add_generation_prompt and not continue_final:
+        has_tools = bool(tools) or any(m.role == "tool" or m.tool_calls for m in messages)
+        if self.tool_format is None:  # a Jinja template
+            if has_tools:
                 raise InvalidRequestError(
-                    "add_generation_prompt false has no meaning for the Mixtral [INST] format: the user's "
-                    "turn ends in [/INST], where the answer starts. To have the model continue an "
-                    "assistant message, send it last with continue_final_message true.",
-                    param="add_generation_prompt",
+                    "This model's chat template is not Mixtral-Instruct's [INST] format, and the server "
+                    "has no tool layout for it: send no tools, tool calls or tool messages.",
+                    param="tools" if tools else "messages",
                 )
-            return render_mixtral_ids(conversation, self._tokenizer, continue_final)
-        return self._render_jinja(messages, continue_final, add_generation_prompt)
-
-    def _render_tools(
-        self, conversation: Conversation, tools: list[Tool] | None, continue_final: bool
-    ) -> list[int]:
-        if self.tool_format is None:
+            return self._render_jinja(messages, continue_final, add_generation_prompt)
+        if not has_tools and not add_generation_prompt and not continue_final:
             raise InvalidRequestError(
-                "This model's chat template is not Mixtral-Instruct's [INST] format, and the server "
-                "has no tool layout for it: send no tools, tool calls or tool messages.",
-                param="tools" if tools else "messages",
+                "add_generation_prompt false has no meaning for the Mixtral [INST] format: the user's "
+                "turn ends in [/INST], where the answer starts. To have the model continue an "
+                "assistant message, send it last with continue_final_message true.",
+                param="add_generation_prompt",
             )
-        return self.tool_format.render(conversation, tools, self._tokenizer, continue_final)
+        if has_tools or self.source == "mistral-v3":
+            return self.tool_format.render(conversation, tools, self._tokenizer, continue_final, open_calls)
+        return render_mixtral_ids(conversation, self._tokenizer, continue_final)
 
     def _render_jinja(
         self, messages: list[Turn], continue_final: bool, add_generation_prompt: bool

@@ -29,7 +29,7 @@ from server.openai.schemas.chat import (
     ChatMessage,
     ChatRequestFields,
 )
-from server.openai.tools import ToolPlan, constrain, request_plan, turns_of
+from server.openai.tools import ToolPlan, constrain, opens_calls, request_plan, turns_of
 
 router = APIRouter(tags=["chat"])
 
@@ -43,6 +43,7 @@ def chat_prompt(
         continue_final=body.continue_final_message,
         add_generation_prompt=body.add_generation_prompt is not False,
         tools=plan.offered if plan else None,
+        open_calls=opens_calls(plan),
     )
     prompt = extensions.with_bos(prompt, body.add_special_tokens, state.tokenizer.bos_id)
     prompt = extensions.truncate_prompt(
@@ -175,5 +176,6 @@ def _tool_output(plan: ToolPlan | None, state: ServerState) -> ToolOutput | None
     """How to read the answer: None when it cannot hold calls."""
     if plan is None or plan.mode == "none" or state.template.tool_format is None:
         return None
-    marker = state.template.tool_format.marker if plan.mode == "auto" else None
-    return ToolOutput(marker, plan.offered)
+    tool_format = state.template.tool_format
+    marker = tool_format.marker if plan.mode == "auto" else None
+    return ToolOutput(marker, plan.offered, tool_format.new_call_id)

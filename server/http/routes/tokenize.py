@@ -16,7 +16,7 @@ from server.openai.schemas.tokenize import (
     TokenizeRequest,
     TokenizeResponse,
 )
-from server.openai.tools import tool_plan, turns_of
+from server.openai.tools import opens_calls, tool_plan, turns_of
 
 router = APIRouter(tags=["tokenize"])
 
@@ -29,7 +29,9 @@ async def tokenize(body: TokenizeRequest, state: StateDep) -> TokenizeResponse:
     if body.messages is not None:
         input_limits.check_messages(len(body.messages), state.settings)
         plan = tool_plan(body.tools, body.tool_choice)
-        tokens = state.template.render(turns_of(body.messages), tools=plan.offered if plan else None)
+        tokens = state.template.render(
+            turns_of(body.messages), tools=plan.offered if plan else None, open_calls=opens_calls(plan)
+        )
     else:
         text = body.prompt or ""
         encode = state.tokenizer.encode if body.add_special_tokens else state.tokenizer.encode_segment

@@ -18,7 +18,6 @@ from server.openai.bodies import common
 from server.openai.bodies.chat import KIND, ChatContext, Deltas, collect_chat
 from server.openai.bodies.common import CacheHits
 from server.openai.bodies.tool_output import ToolOutput
-from server.openai.tools import call_id
 from server.prompt.tool_parse import CallPiece
 
 
@@ -35,7 +34,7 @@ async def collect_tool_chat(ctx: ChatContext, tools: ToolOutput, deltas: Deltas)
         content = "".join(scanner.content)
         message["content"] = content if content.strip() else None
         message["tool_calls"] = [
-            {"id": call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
+            {"id": tools.new_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
             for name, arguments in calls
         ]
         if choice["finish_reason"] == "stop":
@@ -43,10 +42,10 @@ async def collect_tool_chat(ctx: ChatContext, tools: ToolOutput, deltas: Deltas)
     return body
 
 
-def _piece(piece: CallPiece, ids: dict[int, str]) -> dict[str, Any]:
+def _piece(piece: CallPiece, ids: dict[int, str], tools: ToolOutput) -> dict[str, Any]:
     if piece.name is None:
         return {"index": piece.index, "function": {"arguments": piece.arguments}}
-    ids[piece.index] = call_id()
+    ids[piece.index] = tools.new_id()
     return {
         "index": piece.index,
         "id": ids[piece.index],
@@ -80,7 +79,7 @@ async def stream_tool_chat(
             text += scanner.finish() if delta.finish_reason else ""
             out: dict[str, Any] = {"content": text} if text else {}
             if pieces:
-                out["tool_calls"] = [_piece(p, ids[index]) for p in pieces]
+                out["tool_calls"] = [_piece(p, ids[index], tools) for p in pieces]
             if out:
                 yield encoder.choice(_choice(index, out))
             if delta.finish_reason:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from server.prompt.tool_parse import CallScanner
@@ -12,6 +13,7 @@ from server.prompt.tools import Tool
 class ToolOutput:
     marker: str | None  # what starts the calls; None: the whole answer is the calls' JSON
     offered: list[Tool]
+    new_id: Callable[[], str]  # a call id in the shape the prompt format takes back in the history
 
     def scanner(self) -> CallScanner:
         return CallScanner(self.marker)

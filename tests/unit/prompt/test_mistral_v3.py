@@ -246,6 +246,27 @@ def test_the_tiny_models_text_template_renders_mistral_commons_ids_without_tools
         assert tokenizer.encode_rendered(text) == reference_ids(reference, messages, None, False), messages
 
 
+def test_chat_on_a_v3_tokenizer_is_mistral_commons_encoding(
+    tokenizer: Tokenizer, reference: MistralTokenizer
+) -> None:
+    """The template's [INST] text is detected, but with v3 control tokens every conversation the
+    chat rules accept, with tools or without, is encoded as mistral-common does it."""
+    template = ChatTemplate(tokenizer)
+    assert template.source == "mistral-v3" and template.tool_format is not None
+    rendered = 0
+    for messages, tools, continue_final in CASES.values():
+        turns = [Turn(m.role, m.text, m.tool_calls, m.tool_call_id) for m in messages]
+        try:
+            ids = template.render(turns, tools=tools, continue_final=continue_final)
+        except InvalidRequestError:
+            continue  # OpenAI's order rules are stricter than mistral-common's
+        assert ids == reference_ids(reference, messages, tools, continue_final), messages
+        rendered += 1
+    assert rendered >= 5
+    forced = template.render([Turn("user", "hi")], tools=[WEATHER], open_calls=True)
+    assert forced == [*reference_ids(reference, [user("hi")], [WEATHER], False), 5]
+
+
 # --- random conversations -------------------------------------------------------------------------
 
 _WORDS = ["Paris", " rain", "\n\n", "  ", "é", "猫", "🙂", "[INST]", "</s>", "{", '"x"', "42", "", " a b "]
