@@ -10,20 +10,17 @@ fields; `responses_params` names the Responses field they came from.
 Items are kept as OpenAI lists them (`GET /v1/responses/{id}/input_items`): each with an id, a user,
 system or developer message as `input_text` parts, an assistant message as `output_text` parts.
 
-Function tools, once chat completions serve them, map as follows (a small step, here and in the
-request schema, where `tools`, `tool_choice` and the two item types are refused today):
+Function tools map onto chat's as follows:
 - `tools: [{type: "function", name, description, parameters, strict}]` (flat) -> chat's
   `tools: [{type: "function", function: {name, description, parameters, strict}}]`;
   `tool_choice` "none" | "auto" | "required" the same; `{type: "function", name}` -> chat's
   `{type: "function", function: {name}}`; `parallel_tool_calls` as it is.
-- input item `{type: "function_call", call_id, name, arguments}` -> an assistant message with
-  `tool_calls: [{id: call_id, type: "function", function: {name, arguments}}]` (consecutive calls
-  join one assistant message); `{type: "function_call_output", call_id, output}` -> a message
-  `{role: "tool", tool_call_id: call_id, content: output}`. Both are stored as items as they came.
-- chat's `message.tool_calls` -> one output item per call, `{type: "function_call", id: "fc_...",
-  call_id: <the call's id>, name, arguments, status: "completed"}`, after the message item if the
-  model also wrote text; streamed as `response.output_item.added`, then
-  `response.function_call_arguments.delta` fragments and `.done`, then `response.output_item.done`.
+- item `{type: "function_call", call_id, name, arguments}` -> a call in an assistant message's
+  `tool_calls` (`id: call_id`); calls that follow an assistant message (its text, or other calls)
+  join it, as a chat answer of text and calls comes back as a message item and function_call items.
+  `{type: "function_call_output", call_id, output}` -> `{role: "tool", tool_call_id: call_id,
+  content: output}`. Both are stored as items, with an id and a status.
+- chat's answer with calls -> function_call output items (server/openai/bodies/response_calls.py).
 """
 
 from __future__ import annotations
@@ -35,7 +32,12 @@ from pydantic import ValidationError
 
 from server.errors import APIError, InvalidRequestError
 from server.openai.schemas.chat import ChatCompletionRequest
-from server.openai.schemas.responses import MessageItem, ResponsesRequest, TextFormatJsonSchema
+from server.openai.schemas.response_tools import (
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    chat_tool_choice,
+)
+from server.openai.schemas.responses import InputItem, MessageItem, ResponsesRequest, TextFormatJsonSchema
 
 # A chat field named in an error -> the Responses field it came from.
 _PARAMS = {
@@ -69,25 +71,68 @@ def message_item(role: str, text: str, item: str | None = None) -> dict[str, Any
     }
 
 
+def _stored_item(item: InputItem) -> dict[str, Any]:
+    if isinstance(item, MessageItem):
+        return message_item(item.role, item.text(), item.id)
+    if isinstance(item, FunctionCallItem):
+        return {
+            "id": item.id or item_id("fc"),
+            "type": "function_call",
+            "status": "completed",
+            "call_id": item.call_id,
+            "name": item.name,
+            "arguments": item.arguments,
+        }
+    output: Any = item.output if isinstance(item.output, str) else [p.model_dump() for p in item.output]
+    return {
+        "id": item.id or item_id("fco"),
+        "type": "function_call_output",
+        "status": "completed",
+        "call_id": item.call_id,
+        "output": output,
+    }
+
+
 def input_items(body: ResponsesRequest) -> list[dict[str, Any]]:
     """The request's `input` as items, each with an id (the client's, or a new one)."""
     if isinstance(body.input, str):
         return [message_item("user", body.input)]
-    return [
-        message_item(item.role, item.text(), item.id) for item in body.input if isinstance(item, MessageItem)
-    ]
+    return [_stored_item(item) for item in body.input]
 
 
 def _item_text(item: dict[str, Any]) -> str:
     return "".join(str(part.get("text", "")) for part in item.get("content", []))
 
 
-def chat_messages(instructions: str | None, items: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _chat_message(item: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The chat message of a stored item; None when it joined the assistant message before it."""
+    kind = item.get("type", "message")
+    if kind == "function_call":
+        call = {
+            "id": item["call_id"],
+            "type": "function",
+            "function": {"name": item["name"], "arguments": item["arguments"]},
+        }
+        if messages and messages[-1]["role"] == "assistant":
+            messages[-1].setdefault("tool_calls", []).append(call)
+            return None
+        return {"role": "assistant", "content": None, "tool_calls": [call]}
+    if kind == "function_call_output":
+        output = FunctionCallOutputItem.model_validate(item)
+        return {"role": "tool", "tool_call_id": output.call_id, "content": output.text()}
+    return {"role": str(item["role"]), "content": _item_text(item)}
+
+
+def chat_messages(instructions: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Chat messages of the stored items, `instructions` first. The chat templates take one system
     message, first: the instructions and the system or developer messages that open the input are
     joined into it (a blank line between), so instructions can be added to a conversation that
     brings its own system message."""
-    messages = [{"role": str(item["role"]), "content": _item_text(item)} for item in items]
+    messages: list[dict[str, Any]] = []
+    for item in items:
+        message = _chat_message(item, messages)
+        if message is not None:
+            messages.append(message)
     opening: list[str] = [] if instructions is None else [instructions]
     while messages and messages[0]["role"] in ("system", "developer"):
         opening.append(messages.pop(0)["content"])
@@ -115,6 +160,9 @@ def chat_request(body: ResponsesRequest, items: list[dict[str, Any]]) -> ChatCom
                 "response_format": response_format,
                 "stream": body.streams,
                 "user": body.user,
+                "tools": [tool.chat() for tool in body.tools] if body.tools else None,
+                "tool_choice": chat_tool_choice(body.tool_choice),
+                "parallel_tool_calls": body.parallel_tool_calls,
             }
         )
     except ValidationError as exc:  # the Responses schema checked the fields; this is a backstop
@@ -135,12 +183,20 @@ def echoed(body: ResponsesRequest) -> dict[str, Any]:
         "temperature": 1.0 if body.temperature is None else body.temperature,
         "top_p": 1.0 if body.top_p is None else body.top_p,
         "text": {"format": text_format.model_dump(by_alias=True) if text_format else {"type": "text"}},
-        "tool_choice": body.tool_choice or "auto",
-        "tools": [],
+        "tool_choice": _echo_choice(body),
+        "tools": [tool.echo() for tool in body.tools or ()],
         "truncation": "disabled",
         "user": body.user,
         "background": False,
     }
+
+
+def _echo_choice(body: ResponsesRequest) -> Any:
+    if body.tool_choice is None:
+        return "auto"
+    if isinstance(body.tool_choice, str):
+        return body.tool_choice
+    return body.tool_choice.model_dump()
 
 
 def responses_params(exc: APIError) -> APIError:

@@ -18,11 +18,13 @@ from server.errors import APIError, InvalidRequestError, NotFoundError
 from server.http.auth import Caller, CallerDep
 from server.http.deps import ServerState, StateDep
 from server.http.openapi import RESPONSES_STREAMING, error_responses
-from server.http.respond import respond
+from server.http.respond import CollectRender, StreamRender, respond
 from server.http.routes.chat import chat_prompt, check_request, engine_request
 from server.http.streaming import DATA, Framing
 from server.observability.metrics import RequestTimer
+from server.openai.bodies.response_calls import collect_tool_response, stream_tool_response
 from server.openai.bodies.responses import ResponseContext, ResponsesStream, collect_response, stream_response
+from server.openai.bodies.tool_output import ToolOutput
 from server.openai.responses_input import (
     chat_request,
     echoed,
@@ -32,6 +34,7 @@ from server.openai.responses_input import (
 )
 from server.openai.schemas.response_objects import DeletedResponse, InputItemList, ResponseObject
 from server.openai.schemas.responses import ResponsesRequest
+from server.openai.tools import ToolPlan, request_plan
 from server.store.responses import Stored, page_items
 
 router = APIRouter(tags=["responses"])
@@ -50,6 +53,29 @@ def _framed(payload: bytes) -> bytes:
     return payload  # ResponsesStream frames its own events
 
 
+def _tool_output(plan: ToolPlan | None, state: ServerState) -> ToolOutput | None:
+    """How to read calls in the answer, as chat reads them; None when it cannot hold any."""
+    if plan is None or plan.mode == "none" or state.template.tool_format is None:
+        return None
+    return ToolOutput(state.template.tool_format.marker if plan.mode == "auto" else None, plan.offered)
+
+
+def _streamed(ctx: ResponseContext, stream: ResponsesStream | None) -> StreamRender | None:
+    tools = ctx.tools
+    if stream is None:
+        return None
+    if tools is None:
+        return lambda deltas: stream_response(stream, deltas)
+    return lambda deltas: stream_tool_response(stream, tools, deltas)
+
+
+def _collected(ctx: ResponseContext) -> CollectRender:
+    tools = ctx.tools
+    if tools is None:
+        return lambda deltas: collect_response(ctx, deltas)
+    return lambda deltas: collect_tool_response(ctx, tools, deltas)
+
+
 @router.post("/v1/responses", response_model=ResponseObject, responses=RESPONSES_STREAMING)
 async def create_response(
     body: ResponsesRequest, request: Request, state: StateDep, caller: CallerDep
@@ -62,9 +88,10 @@ async def create_response(
     try:
         chat = chat_request(body, items)
         model = check_request(chat, state, len(chat.messages))
-        prompt = chat_prompt(chat, chat.messages, state)
+        plan = request_plan(chat)
+        prompt = chat_prompt(chat, chat.messages, state, plan)
         response_id = item_id("resp")
-        choice = fanout.Choice(0, engine_request(chat, state, model, response_id, prompt, 0, None))
+        choice = fanout.Choice(0, engine_request(chat, state, model, response_id, prompt, 0, None, plan))
         ctx = ResponseContext(
             id=response_id,
             created_at=int(time.time()),
@@ -74,6 +101,7 @@ async def create_response(
             echo=echoed(body),
             message_id=item_id(),
             finished=(lambda final: state.responses.put(caller.key, final, items)) if body.stores else None,
+            tools=_tool_output(plan, state),
         )
         stream = ResponsesStream(ctx) if body.streams else None
         return await respond(
@@ -83,8 +111,8 @@ async def create_response(
             [choice],
             prompt_tokens=len(prompt),
             timeout=None,
-            stream=(lambda deltas: stream_response(stream, deltas)) if stream is not None else None,
-            collect=lambda deltas: collect_response(ctx, deltas),
+            stream=_streamed(ctx, stream),
+            collect=_collected(ctx),
             framing=Framing(_framed, stream.failure, b"") if stream is not None else DATA,
         )
     except APIError as exc:

@@ -1,6 +1,7 @@
 """Response objects of the Responses API, whole or as OpenAI's semantic stream events.
 
-One engine sequence becomes one `message` output item with one `output_text` part. A stream is
+One engine sequence becomes one `message` output item with one `output_text` part (with function
+tools, a message for the text and a `function_call` item per call: response_calls.py). A stream is
 `response.created`, `response.in_progress`, then with the first output `response.output_item.added`
 and `response.content_part.added`, a `response.output_text.delta` per piece of text, then
 `response.output_text.done`, `response.content_part.done`, `response.output_item.done` and
@@ -30,6 +31,7 @@ import orjson
 from server.engine.fanout import DeltaStream
 from server.errors import APIError
 from server.observability.metrics import RequestTimer
+from server.openai.bodies.tool_output import ToolOutput
 
 Finished = Callable[[dict[str, Any]], None]
 
@@ -48,6 +50,7 @@ class ResponseContext:
     echo: dict[str, Any]
     message_id: str
     finished: Finished | None = None
+    tools: ToolOutput | None = None  # how to read calls in the answer; None: it holds none
 
 
 def usage(input_tokens: int, output_tokens: int, cached: int) -> dict[str, Any]:
@@ -102,32 +105,47 @@ def response(
     return body
 
 
-def _final(
-    ctx: ResponseContext, text: str, reason: str | None, output_tokens: int, cached: int
-) -> dict[str, Any]:
-    """A finished response: `length` means max_output_tokens (or the context) cut it."""
-    cut = reason == "length"
-    status = "incomplete" if cut else "completed"
-    item = message(ctx, text, status)
-    body = response(ctx, status, [item], usage(ctx.prompt_tokens, output_tokens, cached), incomplete=cut)
+@dataclass(slots=True)
+class Ending:
+    """How the engine's sequence ended: its finish reason, output tokens and cached prompt tokens."""
+
+    reason: str | None = None
+    tokens: int = 0
+    cached: int = 0
+
+    @property
+    def status(self) -> str:
+        """`length`: max_output_tokens (or the context) cut the answer."""
+        return "incomplete" if self.reason == "length" else "completed"
+
+
+def final(ctx: ResponseContext, output: list[dict[str, Any]], end: Ending) -> dict[str, Any]:
+    """The finished response, handed to `ctx.finished`."""
+    cut = end.status == "incomplete"
+    body = response(ctx, end.status, output, usage(ctx.prompt_tokens, end.tokens, end.cached), incomplete=cut)
     if ctx.finished is not None:
         ctx.finished(body)
     return body
 
 
-async def collect_response(ctx: ResponseContext, deltas: DeltaStream) -> dict[str, Any]:
+async def collect_text(ctx: ResponseContext, deltas: DeltaStream) -> tuple[str, Ending]:
+    """The whole answer's text, and how it ended."""
     texts: list[str] = []
-    reason: str | None = None
-    tokens = cached = 0
+    end = Ending()
     async with contextlib.aclosing(deltas):
         async for _, delta in deltas:
-            tokens += len(delta.token_ids)
+            end.tokens += len(delta.token_ids)
             ctx.timer.token()
             texts.append(delta.text)
             if delta.finish_reason:
-                reason, cached = delta.finish_reason, delta.num_cached_prompt_tokens
-    ctx.timer.finish(ctx.prompt_tokens, tokens, [reason] if reason else [])
-    return _final(ctx, "".join(texts), reason, tokens, cached)
+                end.reason, end.cached = delta.finish_reason, delta.num_cached_prompt_tokens
+    ctx.timer.finish(ctx.prompt_tokens, end.tokens, [end.reason] if end.reason else [])
+    return "".join(texts), end
+
+
+async def collect_response(ctx: ResponseContext, deltas: DeltaStream) -> dict[str, Any]:
+    text, end = await collect_text(ctx, deltas)
+    return final(ctx, [message(ctx, text, end.status)], end)
 
 
 @dataclass
@@ -139,6 +157,14 @@ class ResponsesStream:
     sequence: int = 0
     opened: bool = False  # the message item and its part were announced
     texts: list[str] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)  # function_call items announced
+
+    def starting(self) -> list[bytes]:
+        started = response(self.ctx, "in_progress", [])
+        return [
+            self.event("response.created", {"response": started}),
+            self.event("response.in_progress", {"response": started}),
+        ]
 
     def event(self, kind: str, fields: dict[str, Any]) -> bytes:
         data = orjson.dumps({"type": kind, "sequence_number": self.sequence, **fields})
@@ -162,52 +188,54 @@ class ResponsesStream:
         self.texts.append(text)
         return self.event("response.output_text.delta", {**self._where(), "delta": text, "logprobs": []})
 
-    def closing(self, body: dict[str, Any]) -> list[bytes]:
+    def message_done(self, status: str) -> list[bytes]:
         text = "".join(self.texts)
-        item = body["output"][0]
-        kind = "response.completed" if body["status"] == "completed" else "response.incomplete"
+        item = message(self.ctx, text, status)
         return [
             self.event("response.output_text.done", {**self._where(), "text": text, "logprobs": []}),
             self.event("response.content_part.done", {**self._where(), "part": text_part(text)}),
             self.event("response.output_item.done", {"output_index": 0, "item": item}),
-            self.event(kind, {"response": body}),
         ]
 
+    def completion(self, body: dict[str, Any]) -> bytes:
+        kind = "response.completed" if body["status"] == "completed" else "response.incomplete"
+        return self.event(kind, {"response": body})
+
     def failure(self, exc: APIError) -> bytes:
-        """`error`, then `response.failed` with the text so far. The response's error code is one of
-        the spec's (`server_error`); the `error` event carries the server's own."""
+        """`error`, then `response.failed` with the output so far (the open items incomplete). The
+        response's error code is one of the spec's (`server_error`); the `error` event carries the
+        server's own."""
         output = [message(self.ctx, "".join(self.texts), "incomplete")] if self.opened else []
+        output += [
+            {**call, "status": "incomplete" if call["status"] == "in_progress" else call["status"]}
+            for call in self.calls
+        ]
         failed = response(self.ctx, "failed", output, error={"code": "server_error", "message": exc.message})
         fields = {"code": exc.code, "message": exc.message, "param": exc.param}
         return self.event("error", fields) + self.event("response.failed", {"response": failed})
 
 
-def stream_response(stream: ResponsesStream, deltas: DeltaStream) -> AsyncGenerator[bytes, None]:
+async def stream_response(stream: ResponsesStream, deltas: DeltaStream) -> AsyncGenerator[bytes, None]:
     """The whole event sequence of a response; hand `stream.failure` to the SSE writer."""
-    return _events(stream, deltas)
-
-
-async def _events(stream: ResponsesStream, deltas: DeltaStream) -> AsyncGenerator[bytes, None]:
     ctx = stream.ctx
-    started = response(ctx, "in_progress", [])
-    yield stream.event("response.created", {"response": started})
-    yield stream.event("response.in_progress", {"response": started})
-    reason: str | None = None
-    tokens = cached = 0
+    for event in stream.starting():
+        yield event
+    end = Ending()
     async with contextlib.aclosing(deltas):
         async for _, delta in deltas:
             if not stream.opened:
                 for event in stream.opening():
                     yield event
-            tokens += len(delta.token_ids)
+            end.tokens += len(delta.token_ids)
             ctx.timer.token()
             if delta.text:
                 yield stream.delta(delta.text)
             if delta.finish_reason:
-                reason, cached = delta.finish_reason, delta.num_cached_prompt_tokens
+                end.reason, end.cached = delta.finish_reason, delta.num_cached_prompt_tokens
     if not stream.opened:
         for event in stream.opening():
             yield event
-    ctx.timer.finish(ctx.prompt_tokens, tokens, [reason] if reason else [])
-    for event in stream.closing(_final(ctx, "".join(stream.texts), reason, tokens, cached)):
+    ctx.timer.finish(ctx.prompt_tokens, end.tokens, [end.reason] if end.reason else [])
+    for event in stream.message_done(end.status):
         yield event
+    yield stream.completion(final(ctx, [message(ctx, "".join(stream.texts), end.status)], end))

@@ -40,6 +40,28 @@ class InputMessage(BaseModel):
     content: list[InputText]
 
 
+class FunctionCall(BaseModel):
+    id: str = Field(description="The item's id (fc_...).")
+    type: Literal["function_call"]
+    status: ItemStatus
+    call_id: str = Field(description="What the function_call_output item of the result names.")
+    name: str
+    arguments: str = Field(description="The arguments, a JSON object as text.")
+
+
+class FunctionCallOutput(BaseModel):
+    id: str
+    type: Literal["function_call_output"]
+    status: ItemStatus
+    call_id: str
+    output: str | list[InputText]
+
+
+class FunctionChoice(BaseModel):
+    type: Literal["function"]
+    name: str
+
+
 class InputTokensDetails(BaseModel):
     cached_tokens: int = Field(description="Input tokens whose KV cache was reused (prefix caching).")
     cache_write_tokens: int = Field(description="Always 0: there is no explicit prompt cache.")
@@ -74,7 +96,7 @@ class ResponseObject(BaseModel):
     error: ResponseFailure | None
     incomplete_details: IncompleteDetails | None
     model: str
-    output: list[OutputMessage]
+    output: list[OutputMessage | FunctionCall]
     usage: ResponseUsage | None
     # The request's fields, as they were applied.
     instructions: str | None
@@ -85,7 +107,7 @@ class ResponseObject(BaseModel):
     temperature: float
     top_p: float
     text: dict[str, Any]
-    tool_choice: str
+    tool_choice: Literal["none", "auto", "required"] | FunctionChoice
     tools: list[dict[str, Any]]
     truncation: Literal["disabled"]
     user: str | None
@@ -101,7 +123,7 @@ class DeletedResponse(BaseModel):
 
 class InputItemList(BaseModel):
     object: Literal["list"]
-    data: list[InputMessage | OutputMessage]
+    data: list[InputMessage | OutputMessage | FunctionCall | FunctionCallOutput]
     first_id: str | None = Field(description="Null when the page is empty.")
     last_id: str | None = Field(description="Null when the page is empty.")
     has_more: bool

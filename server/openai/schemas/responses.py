@@ -8,7 +8,7 @@ do, is served. Inside the input items and `text`, unknown keys are ignored: the 
 response's `output` (with their `annotations`, `logprobs`, `status` ...) may be sent back as input.
 
 Function tools, and the `function_call` / `function_call_output` items that carry their calls, are
-refused until chat completions serve tools; server/openai/responses_input.py says how they map.
+in server/openai/schemas/response_tools.py; server/openai/responses_input.py maps them onto chat's.
 """
 
 from __future__ import annotations
@@ -16,13 +16,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator
+from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator
 
 from server.openai.schemas.common import JSON_INT, Bool, Float, LenientModel
 from server.openai.schemas.response_format import JsonSchemaSpec, check_schema_bounds
+from server.openai.schemas.response_tools import (
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    FunctionChoice,
+    FunctionTool,
+    ToolChoiceMode,
+    check_tool_choice,
+)
+from server.openai.schemas.tools import MAX_TOOLS
 
 MAX_METADATA_KEYS = 16
-NO_TOOLS_YET = "Function tools are not served on /v1/responses yet."
 
 
 class ContentPart(LenientModel):
@@ -46,18 +54,6 @@ class MessageItem(LenientModel):
         return "".join(part.text for part in self.content)
 
 
-class ToolItem(LenientModel):
-    """`function_call` and `function_call_output`: history of tool calls, refused while no tools
-    are served."""
-
-    type: Literal["function_call", "function_call_output"]
-
-    @field_validator("type")
-    @classmethod
-    def _not_yet(cls, value: str) -> str:
-        raise ValueError(f"{value} items carry function tool calls. {NO_TOOLS_YET}")
-
-
 def _item_type(value: Any) -> str:
     """An item without `type` is a message (OpenAI's "easy input message")."""
     if isinstance(value, dict):
@@ -67,12 +63,15 @@ def _item_type(value: Any) -> str:
 
 InputItem = Annotated[
     Annotated[MessageItem, Tag("message")]
-    | Annotated[ToolItem, Tag("function_call")]
-    | Annotated[ToolItem, Tag("function_call_output")],
+    | Annotated[FunctionCallItem, Tag("function_call")]
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")],
     Discriminator(
         _item_type,
         custom_error_type="invalid_item",
-        custom_error_message="Input items must be messages (type message, or a role and content)",
+        custom_error_message=(
+            "Input items must be messages (type message, or a role and content), function_call or "
+            "function_call_output items"
+        ),
     ),
 ]
 
@@ -132,11 +131,13 @@ def _neutral(*values: Any) -> Callable[[Any], bool]:
 
 # field -> (neutral values, why another is refused).
 REFUSED: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "tools": (_neutral(), NO_TOOLS_YET),
     "background": (_neutral(False), "Background responses are not supported; responses are made at once."),
     "conversation": (_neutral(), "Conversations are not stored; continue with previous_response_id."),
     "include": (_neutral(), "No additional output data (include) is available."),
-    "max_tool_calls": (_neutral(), NO_TOOLS_YET),
+    "max_tool_calls": (
+        _neutral(),
+        "A cap on tool calls is not served; parallel_tool_calls false allows one call a response.",
+    ),
     "prompt": (_neutral(), "Stored prompt templates are not supported."),
     "prompt_cache_key": (_neutral(), "The prefix cache needs no key: shared prefixes are reused anyway."),
     "prompt_cache_retention": (_neutral(), "The prefix cache has no retention policy to set."),
@@ -172,9 +173,13 @@ class ResponsesRequest(LenientModel):
     previous_response_id: str | None = None
     metadata: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]] | None = None
     user: str | None = None
-    parallel_tool_calls: Bool | None = Field(None, description="Accepted; without tools it means nothing.")
-    tool_choice: Any = Field(None, description='Only "none", or "auto" without tools.')
-    tools: Any = Field(None, description="Only none or an empty list.")
+    parallel_tool_calls: Bool | None = Field(None, description="false: at most one call a response.")
+    tool_choice: Annotated[ToolChoiceMode | FunctionChoice, BeforeValidator(check_tool_choice)] | None = (
+        Field(None, description='Default "auto"; "required" and a named function are held by a grammar.')
+    )
+    tools: Annotated[list[FunctionTool], Field(max_length=MAX_TOOLS)] | None = Field(
+        None, description="Function tools only."
+    )
     background: Any = None
     conversation: Any = None
     include: Any = None
@@ -202,14 +207,6 @@ class ResponsesRequest(LenientModel):
         neutral, why = REFUSED[name]
         if not neutral(value):
             raise ValueError(f"{why} Omit {name} or send its default.")
-        return value
-
-    @field_validator("tool_choice")
-    @classmethod
-    def _no_tool_choice(cls, value: Any) -> Any:
-        """ "auto" with no tools chooses nothing: the same as "none"."""
-        if value not in (None, "none", "auto"):
-            raise ValueError(f'{NO_TOOLS_YET} Omit tool_choice or send "none".')
         return value
 
     @field_validator("metadata")

@@ -295,9 +295,6 @@ async def test_defaults_of_fields_not_served_are_accepted(http: httpx.AsyncClien
     ("body", "param"),
     [
         ({"input": []}, "input"),
-        ({"input": "x", "tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
-        ({"input": "x", "tool_choice": "required"}, "tool_choice"),
-        ({"input": [{"type": "function_call_output", "call_id": "c", "output": "o"}]}, "input.0"),
         ({"input": [{"type": "reasoning", "summary": []}]}, "input.0"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input.0"),
         ({"input": "x", "top_logprobs": 5}, "top_logprobs"),
