@@ -148,7 +148,7 @@ async def create_chat_completion(
         for i in range(body.n)
     ]
     ctx = chat_context(body, state, model, request_id, [prompt], extras, chat_echo(body))
-    tools = _tool_output(plan, state)
+    tools = tool_output(plan, state)
     if tools is not None:
         return await respond(
             request,
@@ -172,7 +172,7 @@ async def create_chat_completion(
     )
 
 
-def _tool_output(plan: ToolPlan | None, state: ServerState) -> ToolOutput | None:
+def tool_output(plan: ToolPlan | None, state: ServerState) -> ToolOutput | None:
     """How to read the answer: None when it cannot hold calls."""
     if plan is None or plan.mode == "none" or state.template.tool_format is None:
         return None

@@ -19,12 +19,11 @@ from server.http.auth import Caller, CallerDep
 from server.http.deps import ServerState, StateDep
 from server.http.openapi import RESPONSES_STREAMING, error_responses
 from server.http.respond import CollectRender, StreamRender, respond
-from server.http.routes.chat import chat_prompt, check_request, engine_request
+from server.http.routes.chat import chat_prompt, check_request, engine_request, tool_output
 from server.http.streaming import DATA, Framing
 from server.observability.metrics import RequestTimer
 from server.openai.bodies.response_calls import collect_tool_response, stream_tool_response
 from server.openai.bodies.responses import ResponseContext, ResponsesStream, collect_response, stream_response
-from server.openai.bodies.tool_output import ToolOutput
 from server.openai.responses_input import (
     chat_request,
     echoed,
@@ -34,7 +33,7 @@ from server.openai.responses_input import (
 )
 from server.openai.schemas.response_objects import DeletedResponse, InputItemList, ResponseObject
 from server.openai.schemas.responses import ResponsesRequest
-from server.openai.tools import ToolPlan, request_plan
+from server.openai.tools import request_plan
 from server.store.responses import Stored, page_items
 
 router = APIRouter(tags=["responses"])
@@ -51,13 +50,6 @@ def _stored(state: ServerState, caller: Caller, response_id: str, param: str) ->
 
 def _framed(payload: bytes) -> bytes:
     return payload  # ResponsesStream frames its own events
-
-
-def _tool_output(plan: ToolPlan | None, state: ServerState) -> ToolOutput | None:
-    """How to read calls in the answer, as chat reads them; None when it cannot hold any."""
-    if plan is None or plan.mode == "none" or state.template.tool_format is None:
-        return None
-    return ToolOutput(state.template.tool_format.marker if plan.mode == "auto" else None, plan.offered)
 
 
 def _streamed(ctx: ResponseContext, stream: ResponsesStream | None) -> StreamRender | None:
@@ -101,7 +93,7 @@ async def create_response(
             echo=echoed(body),
             message_id=item_id(),
             finished=(lambda final: state.responses.put(caller.key, final, items)) if body.stores else None,
-            tools=_tool_output(plan, state),
+            tools=tool_output(plan, state),
         )
         stream = ResponsesStream(ctx) if body.streams else None
         return await respond(

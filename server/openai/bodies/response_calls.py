@@ -28,16 +28,15 @@ from server.openai.bodies.responses import (
 )
 from server.openai.bodies.tool_output import ToolOutput
 from server.openai.responses_input import item_id
-from server.openai.tools import call_id
 from server.prompt.tool_parse import CallPiece, CallScanner
 
 
-def _call_item(name: str) -> dict[str, Any]:
+def _call_item(name: str, tools: ToolOutput) -> dict[str, Any]:
     return {
         "id": item_id("fc"),
         "type": "function_call",
         "status": "in_progress",
-        "call_id": call_id(),
+        "call_id": tools.new_id(),  # in the shape the prompt format takes back in the history
         "name": name,
         "arguments": "",
     }
@@ -73,7 +72,7 @@ async def collect_tool_response(
     for piece in pieces:
         if piece.name is not None:
             at[piece.index] = len(calls)
-            calls.append(_call_item(piece.name))
+            calls.append(_call_item(piece.name, tools))
         calls[at[piece.index]]["arguments"] += piece.arguments
     for i, call in enumerate(calls):
         _close(call, i < len(calls) - 1 or _complete(scanner, tools))
@@ -83,8 +82,9 @@ async def collect_tool_response(
 class _CallEvents:
     """The events of one stream's calls, on `stream` (its sequence, and the items for a failure)."""
 
-    def __init__(self, stream: ResponsesStream) -> None:
+    def __init__(self, stream: ResponsesStream, tools: ToolOutput) -> None:
         self.stream = stream
+        self.tools = tools
         self.blank = ""  # white space before any other text: held until text or a call follows
         self.at: dict[int, int] = {}  # the scanner's index of a call -> its place in stream.calls
 
@@ -113,7 +113,7 @@ class _CallEvents:
             elif stream.opened:
                 events += stream.message_done("completed")
             self.at[piece.index] = len(stream.calls)
-            stream.calls.append(_call_item(piece.name))
+            stream.calls.append(_call_item(piece.name, self.tools))
             added = {"output_index": self._index(len(stream.calls) - 1), "item": dict(stream.calls[-1])}
             events.append(stream.event("response.output_item.added", added))
         if piece.arguments:
@@ -152,7 +152,7 @@ async def stream_tool_response(
     ctx = stream.ctx
     for event in stream.starting():
         yield event
-    scanner, calls, end = tools.scanner(), _CallEvents(stream), Ending()
+    scanner, calls, end = tools.scanner(), _CallEvents(stream, tools), Ending()
     async with contextlib.aclosing(deltas):
         async for _, delta in deltas:
             end.tokens += len(delta.token_ids)
