@@ -135,7 +135,7 @@ def test_body_validation_failure_is_400_naming_the_field(client: TestClient) -> 
 
 
 def test_nested_validation_failure_names_the_dotted_path(client: TestClient) -> None:
-    response = client.post("/v1/chat/completions", json={"messages": [{"role": "tool", "content": "x"}]})
+    response = client.post("/v1/chat/completions", json={"messages": [{"role": "robot", "content": "x"}]})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "messages.0.role"
 

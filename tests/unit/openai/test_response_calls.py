@@ -33,7 +33,7 @@ from server.observability.metrics import RequestTimer, ServerMetrics
 from server.openai.bodies.response_calls import collect_tool_response, stream_tool_response
 from server.openai.bodies.responses import ResponseContext, ResponsesStream
 from server.openai.bodies.tool_output import ToolOutput
-from server.prompt.plain_tools import MARKER
+from server.prompt.plain_tools import MARKER, PlainTextTools
 from server.prompt.tools import Tool
 
 EVENTS: dict[str, type[BaseModel]] = {
@@ -50,7 +50,7 @@ EVENTS: dict[str, type[BaseModel]] = {
     "response.completed": ResponseCompletedEvent,
     "response.incomplete": ResponseIncompleteEvent,
 }
-TOOLS = ToolOutput(MARKER, [Tool("get_time"), Tool("get_weather")])
+TOOLS = ToolOutput(MARKER, [Tool("get_time"), Tool("get_weather")], PlainTextTools().new_call_id)
 CALLS = (
     '[{"name": "get_time", "arguments": {"zone": "utc"}}, '
     '{"arguments": {"city": "Paris"}, "name": "get_weather"}]'
