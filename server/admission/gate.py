@@ -25,10 +25,12 @@ from server.admission.seats import (
     PREFILL_TIME,
     SEQUENCES,
     UNKNOWN_SEAT_S,
+    admits_cold,
     clamp_wait,
-    observe_seat,
+    expected_flights,
     occupancy_integral,
     owner_of,
+    released,
     seat_time_at,
     seat_wait,
     take_seats,
@@ -108,10 +110,11 @@ class Admission:
                 if refused is None:
                     if key is not None:
                         self._take_key(txn, ticket, now)
+                    cold = admits_cold(txn, now)
                     integral = occupancy_integral(txn, now)
                     txn.add_load(SEQUENCES, sequences)
                     txn.add_load(QUEUED_TOKENS, prompt_tokens)
-                    ticket.flight = txn.open_flight(sequences, now, integral, key)
+                    ticket.flight = txn.open_flight(sequences, now, integral, key, cold)
             if refused is not None:
                 raise refused
         except RateLimitError as exc:
@@ -155,7 +158,7 @@ class Admission:
             seat_time = seat_time_at(txn, txn.load(SEQUENCES))
             raise RateLimitError(
                 f"API key '{key}' has {p.key_max_concurrent} requests in flight, its limit.",
-                retry_after=clamp_wait(seat_wait(txn.flights(key), 1, now, seat_time)),
+                retry_after=clamp_wait(seat_wait(expected_flights(txn, seat_time, key), 1, now, seat_time)),
                 code="concurrency_limit_exceeded",
             )
         taken: list[tuple[str, float]] = []
@@ -206,10 +209,10 @@ class Admission:
             if not ticket.started:
                 txn.add_load(QUEUED_TOKENS, -ticket.prompt_tokens)
             if (flight := txn.close_flight(ticket.flight)) is not None:
-                since, integral_then = flight
+                since, integral_then, cold = flight
                 held = now - since
                 occupancy = (integral - integral_then) / held if held > 0 else txn.load(SEQUENCES) + 1
-                observe_seat(txn, max(float(ticket.sequences), occupancy), held)
+                released(txn, max(float(ticket.sequences), occupancy), held, cold)
             if ticket.key is not None:
                 txn.add_load(f"key:{ticket.key}", -1)
                 self._refund(txn, ticket, completion_tokens, now)

@@ -11,10 +11,11 @@ Rows:
 - `load(name, value)`: sums, e.g. sequences in flight, prompt tokens not yet prefilled, and
   requests in flight per key (`key:<name>`).
 - `buckets(name, level, at)`: token buckets, refilled lazily from the time of the last visit.
-- `flights(id, sequences, since, sequence_seconds, key)`: each admitted request until it ends, with
-  its admission time, the sequences in flight integrated over time until then (so that its release
-  knows the mean occupancy it ran at), and its API key: the seats that will free next are those of
-  the oldest (server/admission/seats.py).
+- `flights(id, sequences, since, sequence_seconds, key, cold)`: each admitted request until it
+  ends, with its admission time, the sequences in flight integrated over time until then (so that
+  its release knows the mean occupancy it ran at), its API key, and whether it started on an engine
+  that had been idle (such requests run slower): the seats that will free next are those of the
+  oldest (server/admission/seats.py).
 - `means(name, value)`: running means (exponentially weighted) of how long a sequence holds its
   seat (with the occupancy it ran at, to learn how a fuller engine slows each request) and how long
   a prompt waits to be prefilled. Measured per request, so idle time between requests does not
@@ -40,7 +41,7 @@ CREATE TABLE IF NOT EXISTS load (name TEXT PRIMARY KEY, value REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, level REAL NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS flights (
     id INTEGER PRIMARY KEY AUTOINCREMENT, sequences INTEGER NOT NULL, since REAL NOT NULL,
-    sequence_seconds REAL NOT NULL, key TEXT
+    sequence_seconds REAL NOT NULL, key TEXT, cold INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS flights_key ON flights (key);
 CREATE INDEX IF NOT EXISTS flights_since ON flights (since);
@@ -98,43 +99,45 @@ class Txn:
             (name, level, now),
         )
 
-    def open_flight(self, sequences: int, now: float, sequence_seconds: float, key: str | None) -> int:
+    def open_flight(
+        self, sequences: int, now: float, sequence_seconds: float, key: str | None, cold: bool
+    ) -> int:
         cursor = self._conn.execute(
-            "INSERT INTO flights (sequences, since, sequence_seconds, key) VALUES (?, ?, ?, ?)",
-            (sequences, now, sequence_seconds, key),
+            "INSERT INTO flights (sequences, since, sequence_seconds, key, cold) VALUES (?, ?, ?, ?, ?)",
+            (sequences, now, sequence_seconds, key, int(cold)),
         )
         return int(cursor.lastrowid or 0)
 
-    def close_flight(self, flight: int) -> tuple[float, float] | None:
-        """Removes the flight; returns when it was admitted and the sequence-seconds then (None if
-        it was not there)."""
+    def close_flight(self, flight: int) -> tuple[float, float, bool] | None:
+        """Removes the flight; returns when it was admitted, the sequence-seconds then, and whether
+        it was cold (None if it was not there)."""
         row = self._conn.execute(
-            "SELECT since, sequence_seconds FROM flights WHERE id = ?", (flight,)
+            "SELECT since, sequence_seconds, cold FROM flights WHERE id = ?", (flight,)
         ).fetchone()
         self._conn.execute("DELETE FROM flights WHERE id = ?", (flight,))
-        return (float(row[0]), float(row[1])) if row else None
+        return (float(row[0]), float(row[1]), bool(row[2])) if row else None
 
-    def flights(self, key: str | None = None) -> list[tuple[float, int]]:
-        """(admitted at, sequences) of every request in flight (of API key `key` if given), oldest
-        first."""
+    def flights(self, key: str | None = None) -> list[tuple[float, int, bool]]:
+        """(admitted at, sequences, cold) of every request in flight (of API key `key` if given),
+        oldest first."""
         if key is None:
-            rows = self._conn.execute("SELECT since, sequences FROM flights ORDER BY since").fetchall()
+            rows = self._conn.execute("SELECT since, sequences, cold FROM flights ORDER BY since").fetchall()
         else:
             rows = self._conn.execute(
-                "SELECT since, sequences FROM flights WHERE key = ? ORDER BY since", (key,)
+                "SELECT since, sequences, cold FROM flights WHERE key = ? ORDER BY since", (key,)
             ).fetchall()
-        return [(float(since), int(n)) for since, n in rows]
+        return [(float(since), int(n), bool(cold)) for since, n, cold in rows]
 
     def mean(self, name: str) -> float | None:
         row = self._conn.execute("SELECT value FROM means WHERE name = ?", (name,)).fetchone()
         return float(row[0]) if row else None
 
-    def observe(self, name: str, value: float) -> None:
+    def observe(self, name: str, value: float, weight: float = MEAN_WEIGHT) -> None:
         """Fold `value` into the running mean `name` (the first value is taken as it is)."""
         self._conn.execute(
             "INSERT INTO means (name, value) VALUES (?, ?) "
             "ON CONFLICT(name) DO UPDATE SET value = value + ? * (excluded.value - value)",
-            (name, value, MEAN_WEIGHT),
+            (name, value, weight),
         )
 
     def reservation(self, owner: str) -> Reservation | None:

@@ -50,6 +50,14 @@ from server.admission.ledger import Reservation, Txn
 SEQUENCES = "sequences"
 OCCUPANCY_INTEGRAL = "sequence_seconds"  # SEQUENCES integrated over time, up to OCCUPANCY_AT
 OCCUPANCY_AT = "sequence_seconds_at"
+# Requests admitted while the engine wakes from an idle spell run slower (measured here: the first
+# batch after an idle minute took 3 to 4 times as long as the next). Such "cold" requests are
+# those admitted after at least COLD_IDLE_S of idle and before the first of them ends; COLD_FACTOR
+# is the running mean of their seat time over what the occupancy line predicts for them.
+COLD_IDLE_S = 10.0
+COLD = "cold"  # 1 while the requests admitted after an idle spell are cold
+COLD_FACTOR = "cold_factor"
+COLD_WEIGHT = 0.5
 SEAT_TIME = "seat_seconds"  # mean time a request holds its seats, admission to release
 # Running means for the line seat time = a + b * occupancy: of the occupancy, its square, and
 # occupancy times seat time (with SEAT_TIME, the sums of a least-squares fit).
@@ -103,6 +111,34 @@ def seat_wait(flights: list[tuple[float, int]], seats: int, now: float, seat_tim
             break
     gap = seat_time / total
     return max(since + seat_time - now, gap) + rounds * seat_time
+
+
+def admits_cold(txn: Txn, now: float) -> bool:
+    """Whether a request admitted now starts on a waking engine. Call before occupancy_integral."""
+    if txn.load(SEQUENCES) == 0 and now - txn.load(OCCUPANCY_AT) >= COLD_IDLE_S:
+        txn.add_load(COLD, 1 - txn.load(COLD))
+    return txn.load(COLD) > 0
+
+
+def released(txn: Txn, occupancy: float, seconds: float, cold: bool) -> None:
+    """A request held its seats `seconds` at `occupancy`: learn from it (the cold ones, only how much
+    slower they were; their ending ends the cold spell)."""
+    if not cold:
+        observe_seat(txn, occupancy, seconds)
+        return
+    txn.add_load(COLD, -txn.load(COLD))
+    if txn.mean(SEAT_TIME) is not None:  # else there is no line to compare with
+        # Idle spells are rare: the last one's requests count most.
+        txn.observe(COLD_FACTOR, max(1.0, seconds / seat_time_at(txn, occupancy)), weight=COLD_WEIGHT)
+
+
+def expected_flights(txn: Txn, seat_time: float, key: str | None = None) -> list[tuple[float, int]]:
+    """The flights for seat_wait, a cold one moved later by the time it is expected to run over."""
+    factor = txn.mean(COLD_FACTOR) or 1.0
+    shifted = [
+        (since + (factor - 1) * seat_time if cold else since, n) for since, n, cold in txn.flights(key)
+    ]
+    return sorted(shifted)
 
 
 def occupancy_integral(txn: Txn, now: float) -> float:
@@ -159,7 +195,8 @@ def take_seats(txn: Txn, capacity: int, need: int, owner: str | None, now: float
         return None
     ahead = txn.reserved(now, before=mine.place if mine is not None else None, holding=False)
     seat_time = seat_time_at(txn, capacity)  # those in line run on a full engine
-    wait = clamp_wait(seat_wait(txn.flights(), in_flight + ahead + need - capacity, now, seat_time))
+    flights = expected_flights(txn, seat_time)
+    wait = clamp_wait(seat_wait(flights, in_flight + ahead + need - capacity, now, seat_time))
     if mine is not None:  # back when told: from now on freed seats are kept for it
         # Its seat is kept, idle, from when it frees until the owner is back: so a recheck after a
         # share of the gap between two seats freeing, not the whole estimate.

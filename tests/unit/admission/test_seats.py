@@ -89,6 +89,26 @@ def test_the_seat_time_is_learnt_as_a_line_over_the_occupancy(tmp_path: Path) ->
     ledger.close()
 
 
+def test_a_burst_after_idle_is_expected_to_run_as_slow_as_the_last_one_did(tmp_path: Path) -> None:
+    """The first batch after an idle spell ran 3 times slower than the occupancy line says: the next
+    burst after idle is told so, and the batches after it are not."""
+    clock = Clock()
+    adm = gate(tmp_path, clock)
+    _busy_period(adm, clock, seat_time=1.0, requests=20, together=CAPACITY)
+    clock.now += 60.0
+    _busy_period(adm, clock, seat_time=3.0, requests=CAPACITY, together=CAPACITY)  # cold: 3x
+    _busy_period(adm, clock, seat_time=1.0, requests=CAPACITY, together=CAPACITY)  # warm again
+    clock.now += 60.0
+    cold = _fill(adm)
+    clock.now += 0.5
+    assert refusal(adm).retry_after == pytest.approx(3.0 - 0.5, rel=0.1)
+    clock.now += 2.5
+    for ticket in cold:
+        adm.release(ticket, 1)
+    _fill(adm)  # warm: the next batch is expected at the line's time
+    assert refusal(adm).retry_after == pytest.approx(1.0, rel=0.1)
+
+
 def test_after_a_history_of_requests_alone_a_burst_is_expected_to_run_slower(tmp_path: Path) -> None:
     clock = Clock()
     adm = gate(tmp_path, clock)
