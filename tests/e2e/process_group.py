@@ -30,15 +30,21 @@ def engine_core_pids(server_pid: int) -> list[int]:
     return [c.pid for c in children if "EngineCore" in " ".join(c.cmdline()) + c.name()]
 
 
-def front_end_pids(server: ServerProcess) -> list[int]:
-    """The processes listening on the server's port: the server itself, or its front ends."""
+def front_end_pids(server: ServerProcess, expected: int, within: float = 60.0) -> list[int]:
+    """The processes listening on the server's port: the server itself, or its front ends. The
+    server is ready once one front end answers, so wait (up to `within` s) for all `expected`."""
     port = port_of(server)
-    procs = [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children()]
-    return [
-        p.pid
-        for p in procs
-        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in p.net_connections("tcp"))
-    ]
+    deadline = time.monotonic() + within
+    while True:
+        procs = [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children()]
+        pids = [
+            p.pid
+            for p in procs
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in p.net_connections("tcp"))
+        ]
+        if len(pids) >= expected or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.1)
 
 
 def owner(front_ends: list[int], port: int, client_port: int) -> int | None:

@@ -42,7 +42,7 @@ def test_killed_engine_core_turns_health_503_ends_open_streams_and_exits_non_zer
     flags = ("--max-model-len", "1024", "--api-server-count", str(front_ends))
     with server_process(*flags, log=tmp_path / "server.log") as server:
         [core] = engine_core_pids(server.proc.pid)
-        pids = front_end_pids(server)
+        pids = front_end_pids(server, front_ends)
         assert len(pids) == front_ends
         probes = clients_on_every_front_end(server, pids)
         streams = streams_on_every_front_end(server, pids, MAX_TOKENS)

@@ -14,11 +14,11 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import psutil
 
+from tests.e2e.process_group import front_end_pids
 from tests.e2e.server_process import ServerProcess
 from tests.helpers import chat, metric_value, sse_events, stream_events
 
@@ -97,19 +97,10 @@ HELD_TOKENS = 200
 LAST_TOKENS = 400  # more than L's request has left when P's starts: P's request ends last
 
 
-def _front_end_pids(server: ServerProcess) -> list[int]:
-    port = urlparse(server.url).port
-    return [
-        proc.pid
-        for proc in psutil.Process(server.proc.pid).children(recursive=True)
-        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in proc.net_connections("tcp"))
-    ]
-
-
 @contextlib.asynccontextmanager
 async def _client_per_front_end(server: ServerProcess) -> AsyncIterator[dict[int, httpx.AsyncClient]]:
     """A kept-alive connection to each front-end process, by pid (the kernel picks which accepts)."""
-    pids = _front_end_pids(server)
+    pids = front_end_pids(server, 2)
     assert len(pids) == 2, pids
     clients: dict[int, httpx.AsyncClient] = {}
     try:

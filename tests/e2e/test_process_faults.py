@@ -42,7 +42,7 @@ def test_a_killed_front_end_stops_the_server_fast_and_ends_the_other_front_ends_
 ) -> None:
     flags = ("--max-model-len", "1024", "--api-server-count", "2", "--shutdown-timeout", "30")
     with server_process(*flags, log=tmp_path / "server.log") as server:
-        pids = front_end_pids(server)
+        pids = front_end_pids(server, 2)
         streams = streams_on_every_front_end(server, pids, MAX_TOKENS)
         processes = all_processes(server)
         victim, survivor = pids
@@ -81,7 +81,7 @@ def test_a_stopped_engine_core_is_found_hung_turns_health_503_and_the_server_exi
     )  # fmt: skip
     with server_process(*flags, log=tmp_path / "server.log") as server:
         [core] = engine_core_pids(server.proc.pid)
-        pids = front_end_pids(server)
+        pids = front_end_pids(server, front_ends)
         probes = clients_on_every_front_end(server, pids)
         streams = streams_on_every_front_end(server, pids, MAX_TOKENS)
         processes = all_processes(server)

@@ -45,12 +45,16 @@ async def test_waiting_requests_run_lowest_priority_value_first(priority_client:
         assert resp.status_code == 200, resp.text
         finished[name] = time.monotonic()
 
-    first = asyncio.create_task(run("running", 0, 120))
+    # The first request must still run when both others have reached the scheduler: 400 tokens
+    # take well over a second here (120 once ended before the last one arrived, on a fast CPU).
+    first = asyncio.create_task(run("running", 0, 400))
     await asyncio.sleep(0.3)
     late = asyncio.create_task(run("low", 5, 4))
     await asyncio.sleep(0.05)
     urgent = asyncio.create_task(run("urgent", -5, 4))
+    sent = time.monotonic()
     await asyncio.gather(first, late, urgent)
+    assert finished["running"] > sent + 0.2, f"inconclusive: the first request ended too soon, {finished}"
     assert finished["urgent"] < finished["low"], finished
 
 
