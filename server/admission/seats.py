@@ -127,9 +127,10 @@ def released(txn: Txn, occupancy: float, seconds: float, cold: bool) -> None:
         observe_seat(txn, occupancy, seconds)
         return
     txn.add_load(COLD, -txn.load(COLD))
-    if txn.mean(SEAT_TIME) is not None:  # else there is no line to compare with
+    expected = seat_time_at(txn, occupancy) if txn.mean(SEAT_TIME) is not None else 0.0
+    if expected > 0:  # else there is no line to compare with
         # Idle spells are rare: the last one's requests count most.
-        txn.observe(COLD_FACTOR, max(1.0, seconds / seat_time_at(txn, occupancy)), weight=COLD_WEIGHT)
+        txn.observe(COLD_FACTOR, max(1.0, seconds / expected), weight=COLD_WEIGHT)
 
 
 def expected_flights(txn: Txn, seat_time: float, key: str | None = None) -> list[tuple[float, int]]:
