@@ -16,6 +16,7 @@ written when the store goes down and one when it answers again. Calls time out a
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from typing import Literal
 
@@ -122,6 +123,7 @@ class RedisKeyLimits:
             held_tokens,
             flight,
             repr(now + self._flight_ttl_s),
+            math.ceil(self._flight_ttl_s),
         ]
         try:
             answer = await self._take(keys=key_names(key, utc_day(now)), args=args)

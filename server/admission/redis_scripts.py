@@ -17,7 +17,9 @@ USAGE_TTL_S = 400 * 86400
 BUCKET_TTL_MS = 120_000
 
 # KEYS: buckets, flights, day, month.
-# ARGV: now, rpm, tpm, concurrent, day quota, month quota (0: none), held tokens, member, its expiry.
+# ARGV: now, rpm, tpm, concurrent, day quota, month quota (0: none), held tokens, member, the time
+# it stops counting, and that in seconds from now (the set's time to live: relative, so that it
+# holds whatever the replicas' clocks say).
 # Returns {"ok"}, {"day"}, {"month"}, {"concurrency", members...}, {"requests"|"tokens", wait}.
 TAKE = """
 local now = tonumber(ARGV[1])
@@ -51,7 +53,7 @@ if rpm > 0 then redis.call('HSET', KEYS[1], 'r', tostring(r - 1), 'r_at', ARGV[1
 if tpm > 0 then redis.call('HSET', KEYS[1], 't', tostring(t - held), 't_at', ARGV[1]) end
 if rpm > 0 or tpm > 0 then redis.call('PEXPIRE', KEYS[1], BUCKET_TTL_MS) end
 redis.call('ZADD', KEYS[2], ARGV[9], ARGV[8])
-redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(ARGV[9])))
+redis.call('EXPIRE', KEYS[2], ARGV[10])
 return {'ok'}
 """.replace("BUCKET_TTL_MS", str(BUCKET_TTL_MS))
 
