@@ -136,6 +136,7 @@ class ServerMetrics:
             registry=r,
             multiprocess_mode="livemin",
         )
+        self.shared_state_up.set(1)  # nothing to fail without one: no alert on a single host
         # The engine core reports to one front end at a time: the report it made last wins.
         self.running = self._engine_gauge("num_requests_running", "Requests in the engine's running batch.")
         self.waiting = self._engine_gauge("num_requests_waiting", "Requests waiting for the engine.")

@@ -221,7 +221,9 @@ async def test_store_down_fail_open_then_back(tmp_path: Path, caplog: pytest.Log
     metrics = ServerMetrics()
     clock = Clock()
     store = RedisKeyLimits(redis.url, "open", metrics, 600.0)
-    gate = Admission(Ledger(tmp_path / "ledger.sqlite3"), _policy(key_requests_per_minute=2), metrics, clock, shared=store)
+    gate = Admission(
+        Ledger(tmp_path / "ledger.sqlite3"), _policy(key_requests_per_minute=2), metrics, clock, shared=store
+    )
     try:
         held = await gate.enter("k", 1, 1, 1)
         redis.kill()
