@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from server.errors import InvalidRequestError, RateLimitError
@@ -59,7 +59,7 @@ class KeyPolicy:
             if not raw.isdigit() or int(raw) < 1:
                 raise ValueError(f"key option {option}={raw!r} is not a whole number above 0 or 'none'")
             changes[attribute] = int(raw)
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,6 @@ class KeyShare:
     held_tokens: int
     flight: str = ""
     counted: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 # (admission times of the key's requests in flight, oldest first; now) -> seconds until one ends.
