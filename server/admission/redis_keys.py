@@ -113,7 +113,7 @@ class RedisKeyLimits:
         self, key: str, policy: KeyPolicy, held_tokens: int, now: float, wait: ConcurrencyWait
     ) -> KeyShare:
         flight = f"{now:.3f}:{secrets.token_hex(6)}"
-        args = [
+        args: list[str | int] = [
             repr(now),
             policy.requests_per_minute or 0,
             policy.tokens_per_minute or 0,
@@ -153,7 +153,7 @@ class RedisKeyLimits:
         if not share.counted:
             return
         unused = max(0, share.held_tokens - prompt_tokens - completion_tokens)
-        args = [
+        args: list[str | int] = [
             share.flight,
             repr(now),
             share.policy.requests_per_minute or 0,

@@ -168,6 +168,7 @@ async def test_usage_sums_across_replicas_per_day(fleet_of: Callable[..., Fleet]
     fleet = fleet_of()
     for replica, prompt, completion in ((0, 10, 3), (1, 20, 4), (0, 30, 5)):
         ticket = await fleet.admit(replica, "usage", prompt=prompt, max_new=10)
+        fleet.clock.now += 1.0  # requests take time (the seat-time means divide by it)
         await fleet.replicas[replica].leave(ticket, completion)
     fleet.clock.now += 86400.0  # the next day
     ticket = await fleet.admit(1, "usage", prompt=7, max_new=10)
