@@ -182,10 +182,11 @@ class Settings(BaseSettings):
         description="Names of the API keys (comma-separated) that may read /v1/admin routes (per-key "
         "usage). None: those routes answer 404.",
     )
-    shared_state: str | None = Field(
+    shared_state: SecretStr | None = Field(
         None,
         description="redis://host:port/db (or rediss://): keep per-key limits, concurrency and usage "
-        "in this Redis, shared by every replica of a fleet. None: on this host only.",
+        "in this Redis, shared by every replica of a fleet (a password in it is never shown). None: "
+        "on this host only.",
     )
     shared_state_failure: Literal["open", "closed"] = Field(
         "open",
@@ -274,8 +275,10 @@ class Settings(BaseSettings):
 
     @field_validator("shared_state")
     @classmethod
-    def _shared_state_is_redis(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+    def _shared_state_is_redis(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
             raise ValueError("--shared-state must be a redis://, rediss:// or unix:// URL")
         return value
 

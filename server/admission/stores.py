@@ -39,4 +39,5 @@ def open_key_store(settings: Settings, metrics: ServerMetrics) -> KeyStore:
     from server.admission.redis_keys import RedisKeyLimits
 
     ttl = (settings.request_timeout or NO_DEADLINE_FLIGHT_S) + ORPHAN_MARGIN_S
-    return KeyStore(RedisKeyLimits(settings.shared_state, settings.shared_state_failure, metrics, ttl), None)
+    url = settings.shared_state.get_secret_value()
+    return KeyStore(RedisKeyLimits(url, settings.shared_state_failure, metrics, ttl), None)

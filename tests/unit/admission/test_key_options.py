@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from server.admission.key_limits import KeyPolicy
 from server.admission.keys import KeyRing
@@ -50,3 +51,12 @@ def test_bad_options_fail_at_start_up(line: str, error: str) -> None:
 def test_admin_keys_must_be_configured_keys() -> None:
     with pytest.raises(ValueError, match="not configured: ops"):
         KeyRing.from_settings(Settings(api_keys=["a:sk-1"], admin_keys=["ops"]))  # type: ignore[list-item]
+
+
+def test_shared_state_is_a_redis_url_whose_password_is_never_shown() -> None:
+    with pytest.raises(ValidationError, match="redis://"):
+        Settings(shared_state="http://cache:6379")  # type: ignore[arg-type]
+    settings = Settings(shared_state="redis://:hunter2@cache:6379/0", shared_state_failure="closed")  # type: ignore[arg-type]
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
+    with pytest.raises(ValidationError):
+        Settings(shared_state_failure="maybe")  # type: ignore[arg-type]
