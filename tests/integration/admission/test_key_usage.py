@@ -10,9 +10,10 @@ from tests.app_client import app_client
 from tests.helpers import chat, metric_value
 from tests.redis_server import RedisServer
 
-KEYS = ["ops:sk-ops", "a:sk-a"]
+KEYS = ["ops:sk-ops", "a:sk-a", "b:sk-b"]
 OPS = {"Authorization": "Bearer sk-ops"}
 A = {"Authorization": "Bearer sk-a"}
+B = {"Authorization": "Bearer sk-b"}
 
 
 async def test_usage_route_sums_a_keys_requests(engine: Engine, tmp_path: Path) -> None:
@@ -78,3 +79,25 @@ async def test_shared_quota_then_redis_down_fails_open(engine: Engine, tmp_path:
             assert metric_value(metrics, "mixtral_shared_state_errors_total") >= 1
     finally:
         redis.kill()
+
+
+async def test_two_replicas_sharing_redis_admit_a_keys_limit_once(
+    engine: Engine, redis_server: RedisServer
+) -> None:
+    """Two apps (two replicas' HTTP sides, over the session's engine) with one Redis: a key limited to
+    3 requests a minute gets 3 through both together, not 6; usage counts both."""
+    settings = {"api_keys": KEYS, "admin_keys": ["ops"], "shared_state": redis_server.url}
+    async with (
+        app_client(engine, key_requests_per_minute=3, **settings) as one,
+        app_client(engine, key_requests_per_minute=3, **settings) as two,
+    ):
+        statuses = []
+        for i in range(6):
+            http = (one, two)[i % 2]
+            resp = await http.post("/v1/chat/completions", json=chat(f"Hi {i}", max_tokens=1), headers=B)
+            statuses.append(resp.status_code)
+            if resp.status_code == 429:
+                assert resp.json()["error"]["code"] == "requests_per_minute_exceeded"
+        assert sorted(statuses) == [200, 200, 200, 429, 429, 429]
+        usage = await two.get("/v1/admin/usage", params={"key": "b", "days": 1}, headers=OPS)
+        assert usage.json()["data"][0]["requests"] == 3
