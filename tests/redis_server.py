@@ -5,6 +5,7 @@ to show what the server does while its store is gone and after it is back."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -64,6 +65,15 @@ class RedisServer:
             self._process.kill()
             self._process.wait()
             self._process = None
+
+    def stop(self) -> None:
+        """SIGSTOP: a store that hangs (connections open, no answers)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def flush(self) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s:

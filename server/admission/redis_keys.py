@@ -10,7 +10,9 @@ request in uncounted (the replica's own engine admission still bounds its load),
 503 `shared_state_unavailable`. Either way the failure is counted
 (`mixtral_shared_state_errors_total`), `mixtral_shared_state_up` turns 0, and one log line is
 written when the store goes down and one when it answers again. Calls time out after
-`CALL_TIMEOUT_S`, so a store that hangs costs each request at most that.
+`CALL_TIMEOUT_S`; after a failure the store is tried again only once per `PROBE_INTERVAL_S` (the
+calls between go straight to the failure mode), so a store that hangs adds that timeout to one
+request a second, not to every request.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
 from typing import Literal
 
 import redis.asyncio as aioredis
@@ -43,6 +46,7 @@ from server.observability.metrics import ServerMetrics
 logger = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S = 0.5
+PROBE_INTERVAL_S = 1.0
 FailureMode = Literal["open", "closed"]
 _FAILURES = (RedisError, OSError, TimeoutError)
 
@@ -50,11 +54,17 @@ _FAILURES = (RedisError, OSError, TimeoutError)
 class StoreHealth:
     """Up or down, as the last call found the store: the metric, and a log line per change."""
 
-    def __init__(self, metrics: ServerMetrics, where: str) -> None:
+    def __init__(self, metrics: ServerMetrics, where: str, probe_interval_s: float) -> None:
         self._metrics = metrics
         self._where = where
+        self._probe_interval_s = probe_interval_s
+        self._next_probe = 0.0
         self.up = True
         metrics.shared_state_up.set(1)
+
+    def worth_a_call(self) -> bool:
+        """Up, or down long enough that it is time to try it again."""
+        return self.up or time.monotonic() >= self._next_probe
 
     def answered(self) -> None:
         if not self.up:
@@ -64,6 +74,7 @@ class StoreHealth:
 
     def failed(self, exc: BaseException, mode: FailureMode) -> None:
         self._metrics.shared_state_errors.inc()
+        self._next_probe = time.monotonic() + self._probe_interval_s
         if self.up:
             self.up = False
             self._metrics.shared_state_up.set(0)
@@ -77,6 +88,10 @@ class StoreHealth:
             )
 
 
+class _Skipped(Exception):
+    """The store failed a moment ago: not tried again yet."""
+
+
 def _where(url: str) -> str:
     """The URL without a password, for log lines."""
     scheme, sep, rest = url.partition("://")
@@ -87,7 +102,14 @@ class RedisKeyLimits:
     """`flight_ttl_s`: how long a request counts against its key's concurrency if its replica dies
     before giving it back (the server's request deadline and a margin)."""
 
-    def __init__(self, url: str, failure: FailureMode, metrics: ServerMetrics, flight_ttl_s: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        failure: FailureMode,
+        metrics: ServerMetrics,
+        flight_ttl_s: float,
+        probe_interval_s: float = PROBE_INTERVAL_S,
+    ) -> None:
         self._client = aioredis.Redis.from_url(
             url,
             socket_timeout=CALL_TIMEOUT_S,
@@ -100,10 +122,11 @@ class RedisKeyLimits:
         self._give_back = self._client.register_script(GIVE_BACK)
         self._failure: FailureMode = failure
         self._flight_ttl_s = flight_ttl_s
-        self.health = StoreHealth(metrics, _where(url))
+        self.health = StoreHealth(metrics, _where(url), probe_interval_s)
 
-    def _unavailable(self, exc: BaseException) -> EngineUnavailableError:
-        self.health.failed(exc, self._failure)
+    def _unavailable(self, exc: BaseException | None) -> EngineUnavailableError:
+        if exc is not None:
+            self.health.failed(exc, self._failure)
         return EngineUnavailableError(
             "The store that holds per-key limits does not answer; retry shortly.",
             code="shared_state_unavailable",
@@ -126,11 +149,13 @@ class RedisKeyLimits:
             math.ceil(self._flight_ttl_s),
         ]
         try:
+            if not self.health.worth_a_call():
+                raise _Skipped
             answer = await self._take(keys=key_names(key, utc_day(now)), args=args)
-        except _FAILURES as exc:
-            error = self._unavailable(exc)
+        except (*_FAILURES, _Skipped) as exc:
+            error = self._unavailable(None if isinstance(exc, _Skipped) else exc)
             if self._failure == "closed":
-                raise error from exc
+                raise error from None
             return KeyShare(key, policy, held_tokens, counted=False)
         self.health.answered()
         verdict, rest = str(answer[0]), [str(item) for item in answer[1:]]
@@ -164,6 +189,8 @@ class RedisKeyLimits:
             prompt_tokens,
             completion_tokens,
         ]
+        if not self.health.worth_a_call():
+            return
         try:
             await self._give_back(keys=key_names(share.key, utc_day(now)), args=args)
         except _FAILURES as exc:

@@ -4,8 +4,10 @@ comes back. A fake clock drives the buckets and the quota periods."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from server.admission.gate import Admission, Policy, Ticket
 from server.admission.key_limits import KeyPolicy
 from server.admission.ledger import Ledger
-from server.admission.redis_keys import RedisKeyLimits
+from server.admission.redis_keys import CALL_TIMEOUT_S, RedisKeyLimits
 from server.admission.usage import UsageBook
 from server.errors import EngineUnavailableError, RateLimitError
 from server.observability.metrics import ServerMetrics
@@ -221,7 +223,7 @@ async def test_store_down_fail_open_then_back(tmp_path: Path, caplog: pytest.Log
     redis = RedisServer(tmp_path)
     metrics = ServerMetrics()
     clock = Clock()
-    store = RedisKeyLimits(redis.url, "open", metrics, 600.0)
+    store = RedisKeyLimits(redis.url, "open", metrics, 600.0, probe_interval_s=0.0)  # every call tries
     gate = Admission(
         Ledger(tmp_path / "ledger.sqlite3"), _policy(key_requests_per_minute=2), metrics, clock, shared=store
     )
@@ -253,7 +255,7 @@ async def test_store_down_fail_open_then_back(tmp_path: Path, caplog: pytest.Log
 async def test_store_down_fail_closed_is_a_503(tmp_path: Path) -> None:
     redis = RedisServer(tmp_path)
     metrics = ServerMetrics()
-    store = RedisKeyLimits(redis.url, "closed", metrics, 600.0)
+    store = RedisKeyLimits(redis.url, "closed", metrics, 600.0, probe_interval_s=0.0)
     gate = Admission(Ledger(tmp_path / "ledger.sqlite3"), _policy(), metrics, Clock(), shared=store)
     try:
         held = await gate.enter("k", 1, 1, 1)
@@ -266,5 +268,34 @@ async def test_store_down_fail_closed_is_a_503(tmp_path: Path) -> None:
         redis.start()
         await gate.enter("k", 1, 1, 1)
     finally:
+        await store.close()
+        redis.kill()
+
+
+async def test_a_hung_store_delays_one_request_per_probe_not_every_request(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path)
+    metrics = ServerMetrics()
+    store = RedisKeyLimits(redis.url, "open", metrics, 600.0, probe_interval_s=0.5)
+    policy = KeyPolicy(requests_per_minute=100)
+
+    async def take() -> tuple[bool, float]:
+        started = time.monotonic()
+        share = await store.take("hung", policy, 1, NOON, lambda admitted, now: 1.0)
+        return share.counted, time.monotonic() - started
+
+    try:
+        assert (await take())[0]
+        redis.stop()  # SIGSTOP: connections stay open, nothing answers
+        counted, took = await take()
+        assert not counted and CALL_TIMEOUT_S * 0.8 <= took < CALL_TIMEOUT_S * 4
+        counted, took = await take()  # within the probe interval: not tried
+        assert not counted and took < 0.05
+        assert metrics.registry.get_sample_value("mixtral_shared_state_errors_total") == 1.0
+        redis.resume()
+        await asyncio.sleep(0.6)
+        assert (await take())[0]
+        assert metrics.registry.get_sample_value("mixtral_shared_state_up") == 1.0
+    finally:
+        redis.resume()
         await store.close()
         redis.kill()
