@@ -19,6 +19,7 @@ from server import __version__
 from server.admission.gate import Admission, Policy
 from server.admission.keys import KeyRing
 from server.admission.ledger import Ledger
+from server.admission.stores import KeyStore, open_key_store
 from server.config import Settings
 from server.engine import start_engine
 from server.engine.base import Engine
@@ -32,6 +33,7 @@ from server.http.middleware.cors import install_cors
 from server.http.middleware.drain import LifecycleMiddleware
 from server.http.openapi import install_openapi
 from server.http.routes import (
+    admin,
     chat,
     chat_batch,
     completions,
@@ -65,6 +67,15 @@ async def _warm_up(settings: Settings, engine: Engine, frontend: Frontend | None
         frontend.warmed.set()
 
 
+async def _close_stores(ledger: Ledger | None, store: ResponseStore | None, keys: KeyStore | None) -> None:
+    if ledger is not None:
+        ledger.close()
+    if store is not None:
+        store.close()
+    if keys is not None:
+        await keys.close()
+
+
 def create_app(
     settings: Settings | None = None, engine: Engine | None = None, frontend: Frontend | None = None
 ) -> FastAPI:
@@ -83,6 +94,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         owned_dirs: list[str] = []
         ledger: Ledger | None = None
+        keystore: KeyStore | None = None
         store: ResponseStore | None = None
         link = frontend.link if frontend else None
         # Each step that can take long runs under lifecycle.starting: a stop signal cancels it.
@@ -98,6 +110,8 @@ def create_app(
                 owned_dirs.append(tempfile.mkdtemp(prefix="mixtral-serve-"))
             ledger = Ledger(Path(frontend.metrics_dir if frontend else owned_dirs[0]) / "admission.sqlite3")
             store = ResponseStore(settings.responses_store_file())
+            keystore = open_key_store(settings, metrics)
+            policy = Policy.from_settings(settings, running.model_card, shared.keys)
             shared.server = ServerState(
                 settings=settings,
                 engine=running,
@@ -105,7 +119,7 @@ def create_app(
                 template=template,
                 metrics=metrics,
                 served_model_name=settings.resolved_served_name(),
-                admission=Admission(ledger, Policy.from_settings(settings, running.model_card), metrics),
+                admission=Admission(ledger, policy, metrics, shared=keystore.shared, usage=keystore.usage),
                 responses=store,
             )
             logger.info(
@@ -123,10 +137,7 @@ def create_app(
             shared.server = None
             if engine is None:
                 await running.shutdown()
-            if ledger is not None:
-                ledger.close()
-            if store is not None:
-                store.close()
+            await _close_stores(ledger, store, keystore)
             for path in owned_dirs:
                 shutil.rmtree(path, ignore_errors=True)
 
@@ -143,6 +154,8 @@ def create_app(
         app.include_router(module.router, dependencies=[Depends(get_caller)])
     if settings.allow_runtime_lora:  # reads host paths into the engine: only when asked for
         app.include_router(lora_admin.router, dependencies=[Depends(get_caller)])
+    if settings.admin_keys:
+        app.include_router(admin.router, dependencies=[Depends(admin.require_admin)])
     app.include_router(health.router, dependencies=[Depends(check_operations_key)])
     app.include_router(page.router)  # the page asks for a key itself when the API needs one
     return app

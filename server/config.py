@@ -165,6 +165,40 @@ class Settings(BaseSettings):
         "while a request runs, the unused part given back at its end).",
     )
     key_max_concurrent: int | None = Field(None, ge=1, description="Per API key: requests at once.")
+    key_tokens_per_day: int | None = Field(
+        None,
+        ge=1,
+        description="Per API key: prompt + completion tokens a UTC day; past it, 429 quota_exceeded "
+        "until midnight UTC.",
+    )
+    key_tokens_per_month: int | None = Field(
+        None,
+        ge=1,
+        description="Per API key: prompt + completion tokens a UTC calendar month; past it, 429 "
+        "quota_exceeded until the 1st.",
+    )
+    admin_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Names of the API keys (comma-separated) that may read /v1/admin routes (per-key "
+        "usage). None: those routes answer 404.",
+    )
+    shared_state: SecretStr | None = Field(
+        None,
+        description="redis://host:port/db (or rediss://): keep per-key limits, concurrency and usage "
+        "in this Redis, shared by every replica of a fleet (a password in it is never shown). None: "
+        "on this host only.",
+    )
+    shared_state_failure: Literal["open", "closed"] = Field(
+        "open",
+        description="When the --shared-state store fails: open lets keyed requests in without their "
+        "per-key limits (each replica's own admission still bounds its load), closed refuses them "
+        "with 503.",
+    )
+    usage_store_path: Path | None = Field(
+        None,
+        description="Without --shared-state: the SQLite file that keeps per-key usage across "
+        "restarts; default: usage.sqlite3 in --cache-dir.",
+    )
 
     # Bounded admission: past these, 429 with Retry-After instead of a queue without end.
     max_in_flight: int | None = Field(
@@ -225,6 +259,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "api_keys",
+        "admin_keys",
         "cors_allow_origins",
         "cors_allow_methods",
         "cors_allow_headers",
@@ -236,6 +271,15 @@ class Settings(BaseSettings):
         """`--api-keys a,b` and MIXTRAL_API_KEYS=a,b: one string, several values."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("shared_state")
+    @classmethod
+    def _shared_state_is_redis(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("--shared-state must be a redis://, rediss:// or unix:// URL")
         return value
 
     @model_validator(mode="after")
@@ -277,6 +321,9 @@ class Settings(BaseSettings):
     def lora_enabled(self) -> bool:
         """Whether the engine starts with LoRA support: adapters can only be loaded into it then."""
         return bool(self.lora_modules) or self.enable_lora or self.allow_runtime_lora
+
+    def usage_store_file(self) -> Path:
+        return self.usage_store_path or self.cache_dir / "usage.sqlite3"
 
     def responses_store_file(self) -> Path:
         return self.responses_store_path or self.cache_dir / "responses.sqlite3"

@@ -36,6 +36,12 @@ class AuthenticationError(APIError):
     default_code = "invalid_api_key"
 
 
+class PermissionDeniedError(APIError):
+    """A known key that may not do this (e.g. read the admin routes without being an admin key)."""
+
+    default_code = "permission_denied"
+
+
 class NotFoundError(APIError):
     pass
 
@@ -100,6 +106,7 @@ class ErrorKind:
 ERROR_TABLE: dict[type[APIError], ErrorKind] = {
     InvalidRequestError: ErrorKind(400, "invalid_request_error"),
     AuthenticationError: ErrorKind(401, "authentication_error"),
+    PermissionDeniedError: ErrorKind(403, "permission_error"),
     NotFoundError: ErrorKind(404, "invalid_request_error"),
     PayloadTooLargeError: ErrorKind(413, "invalid_request_error"),
     RateLimitError: ErrorKind(429, "rate_limit_error"),

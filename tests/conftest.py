@@ -4,7 +4,7 @@ that select tests: a test's tier is the folder it lives in, so no file has to re
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,6 +14,7 @@ from asgi_lifespan import LifespanManager
 from server.app import create_app
 from server.config import Settings, default_cache_dir
 from server.engine.base import Engine
+from tests.redis_server import RedisServer
 
 # The first folder under tests/ is the tier (`pytest -m unit`, `-m "integration or e2e"`).
 TIERS = frozenset({"unit", "integration", "e2e", "deploy", "fuzz", "conformance", "gpu"})
@@ -76,3 +77,14 @@ async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
         ) as http,
     ):
         yield http
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session's shared-store tests; each test uses key names of its own.
+    A test that kills its store starts its own RedisServer instead."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.kill()

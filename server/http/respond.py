@@ -74,11 +74,11 @@ async def respond(
     body `collect` builds."""
     max_new = sum(c.request.sampling.max_tokens for c in choices)
     token = request.headers.get(RETRY_TOKEN_HEADER)
-    ticket = state.admission.admit(caller.key, len(choices), prompt_tokens, max_new, token=token)
+    ticket = await state.admission.enter(caller.key, len(choices), prompt_tokens, max_new, token=token)
     try:
         deltas = Held(state.admission, ticket, fanout.start(state.engine, choices))
     except BaseException:
-        state.admission.release(ticket, 0)
+        await state.admission.leave(ticket, 0)
         raise
     request_context.record_engine_requests(c.request.request_id for c in choices)
     when, late = deadline(state, timeout)

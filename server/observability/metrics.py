@@ -112,6 +112,31 @@ class ServerMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.key_requests = Counter(
+            f"{PREFIX}_api_key_requests",
+            "Requests served per API key (admitted and ended).",
+            ["key"],
+            registry=r,
+        )
+        self.key_tokens = Counter(
+            f"{PREFIX}_api_key_tokens",
+            "Tokens used per API key: kind prompt or completion.",
+            ["key", "kind"],
+            registry=r,
+        )
+        # The store a fleet shares for per-key limits and usage (--shared-state).
+        self.shared_state_errors = Counter(
+            f"{PREFIX}_shared_state_errors",
+            "Calls to the shared store that failed (per-key limits then follow --shared-state-failure).",
+            registry=r,
+        )
+        self.shared_state_up = Gauge(
+            f"{PREFIX}_shared_state_up",
+            "1 while the shared store answered the last call, 0 after it failed.",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.shared_state_up.set(1)  # nothing to fail without one: no alert on a single host
         # The engine core reports to one front end at a time: the report it made last wins.
         self.running = self._engine_gauge("num_requests_running", "Requests in the engine's running batch.")
         self.waiting = self._engine_gauge("num_requests_waiting", "Requests waiting for the engine.")
