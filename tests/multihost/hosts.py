@@ -93,6 +93,13 @@ def pids(host: Host) -> list[int]:
     return _pids(host)
 
 
+def sent_bytes(host: Host) -> int:
+    """Bytes the host has sent over the link to the other host."""
+    path = f"/sys/class/net/{host.ifname}/statistics/tx_bytes"
+    out = subprocess.run(["ip", "netns", "exec", host.netns, "cat", path], capture_output=True, text=True)
+    return int(out.stdout)
+
+
 def start_on(host: Host, cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Run `cmd` on the host, in a mount namespace of its own with a private /dev/shm."""
     wrapped = [

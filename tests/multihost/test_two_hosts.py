@@ -26,13 +26,25 @@ import pytest
 from tests.conftest import cache_dir
 from tests.e2e.server_process import running_server
 from tests.helpers import chat, sse_events
-from tests.multihost.hosts import HOST_A, HOST_B, Host, pids, start_on, stop, two_hosts, wait_gone, why_not
+from tests.multihost.hosts import (
+    HOST_A,
+    HOST_B,
+    Host,
+    pids,
+    sent_bytes,
+    start_on,
+    stop,
+    two_hosts,
+    wait_gone,
+    why_not,
+)
 
 pytestmark = pytest.mark.skipif(why_not() is not None, reason=str(why_not()))
 
 PROMPTS = ["Hello there", "Grüße aus Köln, 你好"]
 MAX_TOKENS = 16
 LOGPROB_TOL = 1e-4
+HIDDEN_BYTES = 256 * 4  # one token's hidden state between the layers: the tiny model's width, float32
 PORT = 8000  # inside host A's namespace nothing else listens
 READY_TIMEOUT_S = 300
 ENGINE_FLAGS = (
@@ -134,10 +146,14 @@ def test_pipeline_over_two_hosts_answers_as_one_host(tmp_path: Path) -> None:
 
     with engine_over_two_hosts(tmp_path) as url:
         head_log = (tmp_path / "a.log").read_text()
+        before = sent_bytes(HOST_A)
         two_hosts_runs = _greedy(url)
+        crossed = sent_bytes(HOST_A) - before
         streamed, chunk_count = _streamed_text(url, PROMPTS[0])
         assert pids(HOST_B), "node 1's ranks run on host B"
-    assert "pipeline_parallel_size=2" in head_log or "pp=2" in head_log.lower(), head_log[-3000:]
+    assert "pipeline_parallel_size=2" in head_log, head_log[-3000:]
+    # Every generated token's hidden state went from host A's layer to host B's over the link.
+    assert crossed > len(PROMPTS) * MAX_TOKENS * HIDDEN_BYTES, crossed
 
     for prompt, (text_a, a), (text_b, b) in zip(PROMPTS, one_host, two_hosts_runs, strict=True):
         assert len(a) == MAX_TOKENS, prompt
