@@ -6,7 +6,7 @@
 # One tier of tests (a folder of tests/): make pytest ARGS="-m unit", likewise integration, e2e,
 # deploy, fuzz, conformance, gpu; ARGS='-m "not engine"' runs everything that needs no engine.
 #   make test-fleet  the tiers past one host (tests/multihost: one engine over two network
-#                    namespaces; needs root, about 2-3 min); CI runs it after make test
+#                    namespaces; needs root, 1.5-3 min); CI runs it after make test
 
 VENV ?= .venv
 PY := $(VENV)/bin/python

@@ -44,6 +44,8 @@ def why_not() -> str | None:
         return "network namespaces need root"
     if shutil.which("ip") is None or shutil.which("unshare") is None:
         return "needs iproute2's `ip` and util-linux's `unshare`"
+    if subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True).returncode != 0:
+        return "cannot create namespaces here (a container without CAP_SYS_ADMIN?)"
     return None
 
 
