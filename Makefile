@@ -5,6 +5,8 @@
 # ENGINE=cpu|gpu picks the engine (default: gpu when nvidia-smi is present). Extra flags: ARGS="...".
 # One tier of tests (a folder of tests/): make pytest ARGS="-m unit", likewise integration, e2e,
 # deploy, fuzz, conformance, gpu; ARGS='-m "not engine"' runs everything that needs no engine.
+#   make test-fleet  the tiers past one host (tests/multihost: one engine over two network
+#                    namespaces; needs root, 1.5-3 min); CI runs it after make test
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,7 +14,7 @@ ARGS ?=
 # The floor is the whole suite's measured coverage (e2e's server processes are not measured).
 COV ?= --cov=server --cov=clients --cov-report=term:skip-covered --cov-fail-under=85
 
-.PHONY: setup serve test lint typecheck pytest clean
+.PHONY: setup serve test test-fleet lint typecheck pytest clean
 
 setup:
 	@bash scripts/setup-venv.sh
@@ -34,7 +36,10 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -ra $(COV) $(ARGS)
+	$(PY) -m pytest -ra $(COV) --ignore=tests/multihost $(ARGS)
+
+test-fleet: setup
+	$(PY) -m pytest -ra tests/multihost $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage

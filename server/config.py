@@ -53,8 +53,29 @@ class Settings(BaseSettings):
     )
     distributed_executor_backend: Literal["mp", "ray"] | None = Field(
         None,
-        description="How the engine starts its workers: mp (processes on this host) or ray (a Ray "
-        "cluster, for a model spread over several nodes). Default: vLLM's choice.",
+        description="How the engine starts its workers: mp (processes, on this host or, with "
+        "--nnodes, on several) or ray (a Ray cluster; vLLM's CPU backend has no Ray support). "
+        "Default: vLLM's choice.",
+    )
+    nnodes: int = Field(
+        1,
+        ge=1,
+        description="Hosts one engine spans (mp backend): the same command on each, with its own "
+        "--node-rank and the head's --master-addr.",
+    )
+    node_rank: int = Field(
+        0, ge=0, description="This host's place among --nnodes: 0 serves HTTP, the others run --headless."
+    )
+    master_addr: str | None = Field(
+        None, description="With --nnodes: the address of node 0, where the engine's ranks meet."
+    )
+    master_port: int | None = Field(
+        None, ge=1, le=65535, description="With --nnodes: node 0's port for the ranks. Default: vLLM's."
+    )
+    headless: bool = Field(
+        False,
+        description="Run only this host's share of the engine (--node-rank above 0): no HTTP, no "
+        "scheduler; the server on node 0 drives it.",
     )
     max_model_len: int | None = Field(None, ge=16, description="Context length; default the model's.")
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
@@ -299,6 +320,18 @@ class Settings(BaseSettings):
                 "--allow-runtime-lora runs one front-end process (an adapter loaded at run time is "
                 "known only to the process that loaded it); drop --api-server-count or set it to 1"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _nodes_fit_together(self) -> Settings:
+        """Node 0 serves and schedules; every other node only runs its ranks, so a node above 0 that
+        tried to serve HTTP would be a second, broken engine."""
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"--node-rank must be below --nnodes ({self.nnodes})")
+        if self.nnodes > 1 and not self.master_addr:
+            raise ValueError("--nnodes above 1 needs --master-addr (node 0's address)")
+        if (self.node_rank > 0) != self.headless:
+            raise ValueError("--headless goes with a --node-rank above 0, and only there")
         return self
 
     @field_validator("lora_modules")

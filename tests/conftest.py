@@ -17,8 +17,8 @@ from server.engine.base import Engine
 from tests.redis_server import RedisServer
 
 # The first folder under tests/ is the tier (`pytest -m unit`, `-m "integration or e2e"`).
-TIERS = frozenset({"unit", "integration", "e2e", "deploy", "fuzz", "conformance", "gpu"})
-ENGINE_TIERS = frozenset({"integration", "e2e", "gpu"})
+TIERS = frozenset({"unit", "integration", "e2e", "deploy", "fuzz", "conformance", "gpu", "multihost"})
+ENGINE_TIERS = frozenset({"integration", "e2e", "gpu", "multihost"})
 TESTS = Path(__file__).resolve().parent
 
 # Small enough that context-length tests are cheap, large enough for real conversations.

@@ -26,3 +26,9 @@ def run_frontends(
     from server.engine.vllm_frontends import run_frontends as run
 
     return run(settings, count, listen_address, target, payload, engine_gone)
+
+
+def run_headless(settings: Settings) -> int:
+    from server.engine.vllm_headless import run_headless as run
+
+    return run(settings)

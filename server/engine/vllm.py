@@ -121,6 +121,17 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
         raise ValueError(
             "LoRA adapters on a Mixtral (MoE) model need a GPU: vLLM's CPU backend cannot run them."
         )
+    if settings.nnodes > 1:  # one engine over several hosts (vLLM's multi-node mp executor)
+        kwargs.update(nnodes=settings.nnodes, node_rank=settings.node_rank, master_addr=settings.master_addr)
+        if settings.master_port is not None:
+            kwargs["master_port"] = settings.master_port
+    if settings.distributed_executor_backend == "ray" and current_platform.is_cpu():
+        # vLLM (0.32) starts or joins the Ray cluster first and only then finds that its CPU platform
+        # names no Ray resource for a worker ("current platform cpu does not support ray").
+        raise ValueError(
+            "vLLM's CPU backend cannot run its workers on Ray; over several hosts use "
+            "--nnodes/--node-rank/--master-addr (the mp backend)"
+        )
     if settings.lora_enabled():  # adapters load only into an engine started with LoRA on
         kwargs.update(enable_lora=True, max_loras=settings.max_loras, max_lora_rank=settings.max_lora_rank)
     if not current_platform.is_cpu() and settings.max_num_batched_tokens is None:

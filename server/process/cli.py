@@ -18,7 +18,7 @@ from pydantic_settings import CliSettingsSource
 
 from server.app import create_app
 from server.config import Settings
-from server.engine import default_api_server_count
+from server.engine import default_api_server_count, run_headless
 from server.http.deps import app_state
 from server.observability import logs
 from server.process.frontends import serve_multiprocess
@@ -63,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stderr.write(f"mixtral-serve: error: {flag_errors(exc)}\n")
         sys.exit(2)
     logs.configure_for(settings)
+    if settings.headless:  # a node above 0 of a multi-node engine: its ranks only, no HTTP
+        exit_now(run_headless(settings))
     count = front_end_count(settings)
     if count > 1:
         try:

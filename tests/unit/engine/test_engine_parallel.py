@@ -55,3 +55,37 @@ def test_unset_they_keep_vllms_defaults() -> None:
 def test_out_of_range_values_are_refused_at_start(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         Settings(**bad)  # type: ignore[arg-type]
+
+
+def test_one_engine_over_two_hosts_reaches_the_engine_args() -> None:
+    flags = ["--pipeline-parallel-size", "2", "--nnodes", "2", "--master-addr", "10.0.0.1"]
+    head = engine_args(parse_settings([*flags, "--master-port", "29600"]), "/m")
+    worker = engine_args(parse_settings([*flags, "--node-rank", "1", "--headless"]), "/m")
+    assert (head.nnodes, head.node_rank, head.master_addr, head.master_port) == (2, 0, "10.0.0.1", 29600)
+    assert (worker.nnodes, worker.node_rank, worker.master_port) == (
+        2,
+        1,
+        AsyncEngineArgs(model="/m").master_port,
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--nnodes", "2"], "--master-addr"),
+        (["--nnodes", "2", "--master-addr", "h", "--node-rank", "2", "--headless"], "--node-rank"),
+        (["--nnodes", "2", "--master-addr", "h", "--node-rank", "1"], "--headless"),
+        (["--headless"], "--headless"),
+    ],
+)
+def test_nodes_that_do_not_fit_together_are_refused(flags: list[str], named: str) -> None:
+    with pytest.raises(ValidationError, match=named):
+        parse_settings(flags)
+
+
+def test_ray_is_refused_on_the_cpu_backend_before_the_engine_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM 0.32 finds out only after starting Ray (bench/studies/multihost)."""
+    monkeypatch.setattr(vllm_engine, "current_platform", SimpleNamespace(is_cpu=lambda: True))
+    settings = parse_settings(["--pipeline-parallel-size", "2", "--distributed-executor-backend", "ray"])
+    with pytest.raises(ValueError, match="--nnodes"):
+        engine_args(settings, "/m")
