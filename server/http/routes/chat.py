@@ -148,18 +148,7 @@ async def create_chat_completion(
         for i in range(body.n)
     ]
     ctx = chat_context(body, state, model, request_id, [prompt], extras, chat_echo(body))
-    tools = tool_output(plan, state)
-    if tools is not None:
-        return await respond(
-            request,
-            state,
-            caller,
-            choices,
-            prompt_tokens=len(prompt),
-            timeout=body.timeout,
-            stream=(lambda d: stream_tool_chat(ctx, tools, d, body.include_usage)) if body.stream else None,
-            collect=lambda d: collect_tool_chat(ctx, tools, d),
-        )
+    tools = tool_output(plan, state)  # None: the answer cannot hold calls
     return await respond(
         request,
         state,
@@ -167,8 +156,16 @@ async def create_chat_completion(
         choices,
         prompt_tokens=len(prompt),
         timeout=body.timeout,
-        stream=(lambda deltas: stream_chat(ctx, deltas, body.include_usage)) if body.stream else None,
-        collect=lambda deltas: collect_chat(ctx, deltas),
+        stream=(
+            lambda d: (
+                stream_tool_chat(ctx, tools, d, body.include_usage)
+                if tools is not None
+                else stream_chat(ctx, d, body.include_usage)
+            )
+        )
+        if body.stream
+        else None,
+        collect=lambda d: collect_tool_chat(ctx, tools, d) if tools is not None else collect_chat(ctx, d),
     )
 
 
