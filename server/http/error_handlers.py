@@ -23,6 +23,7 @@ from server.errors import (
     kind_of,
 )
 from server.http.validation import validation_error
+from server.observability import request_context
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ class UnexpectedErrorMiddleware:
     and the access line count it. (Starlette answers such exceptions in its outermost middleware,
     past ours; that handler stays as the backstop for a failure in a middleware outside this one.)
     A response already started cannot be replaced: the exception goes on and the connection is cut
-    (a stream reports its own failures as an SSE error event first; see streaming.py)."""
+    (a stream reports its own failures as an SSE error event first; see streaming.py).
+
+    Whether the response started is read from the exchange's record, which the observing middleware
+    keeps anyway, rather than by wrapping `send`: a wrapper would be one more call per streamed
+    chunk. Without a record (an app built without the observing middleware) it wraps `send`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -55,20 +60,27 @@ class UnexpectedErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        context = request_context.current()
+        noted = _StartNoted(send) if context is None else None
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive, send if noted is None else noted)
         except Exception:
-            if started:
+            if noted.started if noted is not None else context is not None and context.started:
                 raise
             logger.exception("unhandled error")
             await error_response(EngineError("Internal server error."))(scope, receive, send)
+
+
+class _StartNoted:
+    """`send`, noting whether the response's start went out."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -41,6 +41,7 @@ def _received(context: RequestContext, message: Message) -> None:
 def _sending(context: RequestContext, message: Message) -> None:
     if message["type"] == "http.response.start":
         context.status = message["status"]
+        context.started = True
         headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER]
         message["headers"] = [*headers, (_HEADER, context.request_id.encode("latin-1"))]
     elif message["type"] == "http.response.body":

@@ -41,6 +41,7 @@ class RequestContext:
     client_deadline: bool = False  # the request's own `timeout` ended it
     # Seen on the wire.
     status: int = 500  # if the app raised before it responded
+    started: bool = False  # the response's start (status and headers) has gone out
     first_byte: float | None = None
     responded: bool = False  # the last body message has gone out
     disconnected: bool = False  # the client left before the response was complete

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 
 from server.errors import (
@@ -342,3 +344,30 @@ def test_an_unexpected_exception_is_observed_like_any_answer() -> None:
     assert response.headers["x-request-id"] == "trace-7"
     exposition = metrics.render().decode()
     assert metric_value(exposition, "mixtral_http_requests_total", 'route="/boom",status="500"') == 1
+
+
+@pytest.mark.parametrize("observed", [True, False], ids=["observed", "bare"])
+def test_an_exception_after_the_response_began_cuts_the_stream_and_adds_no_second_answer(
+    observed: bool,
+) -> None:
+    """Once the status line is out a 500 cannot replace it: the stream is cut where it was (with
+    the observing middleware the start is read from the exchange's record, without it from `send`)."""
+    app = FastAPI()
+    install_error_handlers(app)
+    if observed:
+        app.add_middleware(ObserveMiddleware, metrics=ServerMetrics())
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"data: first\n\n"
+        raise RuntimeError("secret internal detail")
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        return StreamingResponse(broken(), media_type="text/event-stream")
+
+    with pytest.raises(RuntimeError, match="secret internal detail"):
+        TestClient(app).get("/stream")
+    client = TestClient(app, raise_server_exceptions=False)
+    response = client.get("/stream")
+    assert response.status_code == 200
+    assert response.text == "data: first\n\n"

@@ -1,8 +1,10 @@
 """413 for a request body over --max-body-bytes, before it is read into memory.
 
-Pure ASGI (streams pass untouched). A declared Content-Length over the cap is refused at once; a
-chunked body is counted as it arrives and refused when it passes the cap: the 413 goes out then,
-and the app, which sees the client leave, stops reading.
+Pure ASGI (streams pass untouched). A declared Content-Length over the cap is refused at once, and
+one within it passes straight through (the HTTP server reads no more than the declared length), so
+that the answer's messages, a stream's chunks included, cross no wrapper of ours here. A chunked
+body is counted as it arrives and refused when it passes the cap: the 413 goes out then, and the
+app, which sees the client leave, stops reading.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(self._too_large())(scope, receive, send)
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await error_response(self._too_large())(scope, receive, send)
+            else:  # the HTTP server holds the body to its declared length: nothing to count
+                await self.app(scope, receive, send)
             return
         seen = 0
         refused = False
