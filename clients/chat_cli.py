@@ -2,7 +2,9 @@
 
 The conversation is kept and sent whole each turn (the server renders it as Mixtral's [INST]
 turns); `/reset` starts over (keeping the system prompt), `/exit` or Ctrl-D leaves, Ctrl-C stops an
-answer mid-way. After each answer: tokens, tokens per second and the time to the first token.
+answer mid-way. After each answer: tokens, tokens per second and the time to the first token. At a
+terminal the message is typed in a line editor with history across runs and multi-line input
+(clients/chat_input.py); from a pipe each line is one message.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from clients.chat_input import KEYS_HINT, default_history_file, line_reader
 from clients.client import Client
 from clients.errors import ClientError
 from clients.protocol import DEFAULT_BASE_URL, Message
@@ -115,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--seed", type=int)
+    history = parser.add_mutually_exclusive_group()
+    history.add_argument(
+        "--history-file",
+        type=Path,
+        default=default_history_file(),
+        help="messages kept across runs: %(default)s",
+    )
+    history.add_argument("--no-history", action="store_true", help="keep this run's messages only")
     return parser
 
 
@@ -129,14 +141,26 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         session = ChatSession(client, args.system, **{k: v for k, v in params.items() if v is not None})
         print(f"chatting with {model} at {client.base_url}; /reset starts over, /exit leaves")
-        while True:
-            try:
-                line = input("you> ")
-            except (EOFError, KeyboardInterrupt):
-                print()
-                return 0
-            if not _turn(session, line):
-                return 0
+        read, editing = line_reader(None if args.no_history else args.history_file)
+        if editing:
+            print(KEYS_HINT)
+        return _repl(session, read, editing)
+
+
+def _repl(session: ChatSession, read: Callable[[], str], editing: bool) -> int:
+    while True:
+        try:
+            line = read()
+        except KeyboardInterrupt:
+            if editing:  # Ctrl-C at the editor drops what was typed, as a shell does
+                continue
+            print()
+            return 0
+        except EOFError:
+            print()
+            return 0
+        if not _turn(session, line):
+            return 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
-LogFormat = Literal["json", "text"]
+LogFormat = Literal["auto", "json", "text"]
 
 EMBEDDED_MODEL_NAME = "tiny-mixtral"
 
@@ -141,9 +141,9 @@ class Settings(BaseSettings):
     )
     log_level: LogLevel = "info"
     log_format: LogFormat = Field(
-        "json",
-        description="json: one JSON object a line, for log collectors (the default: a server's logs "
-        "are read by machines first); text: for a person at a terminal.",
+        "auto",
+        description="json: one JSON object a line, for log collectors; text: one plain line, for a "
+        "person; auto: text when stderr is a terminal, json otherwise (a collector, a pipe, a file).",
     )
     log_request_content: bool = Field(
         False,

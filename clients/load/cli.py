@@ -169,7 +169,9 @@ def write_outputs(args: argparse.Namespace, result: dict[str, Any], sweep: Sweep
     with (args.out / "records.jsonl").open("w") as f:
         for record in sweep.records:
             f.write(json.dumps(record.to_json()) + "\n")
-    written = [] if args.no_plots else plots.write_plots(sweep.summaries, sweep.records, args.out)
+    written = (
+        [] if args.no_plots else plots.write_plots(sweep.summaries, sweep.records, args.out, result["config"])
+    )
     print(f"wrote {args.out}/summary.json, records.jsonl" + "".join(f", {p.name}" for p in written))
 
 

@@ -1,8 +1,9 @@
-"""Log output: one line per record, JSON (the default) or text, on stderr, for every logger.
+"""Log output: one line per record, JSON or text, on stderr, for every logger.
 
-JSON is the default because a server's logs are read by machines first (Loki, Elasticsearch,
-CloudWatch, `jq`): each field can be queried without a parsing rule that breaks when a message
-changes. `--log-format text` is for a person at a terminal.
+JSON whenever stderr is not a terminal, because such logs are read by machines first (Loki,
+Elasticsearch, CloudWatch, `jq`): each field can be queried without a parsing rule that breaks when
+a message changes. Plain text when stderr is a terminal: there a person reads them (`make serve`).
+`--log-format json|text` overrides the guess (a terminal that is recorded, a collector on a pty).
 
 The JSON encoding is python-json-logger's: well kept, used by vLLM itself for its own JSON logs, and
 it handles extras, exceptions and non-JSON values, which a small Formatter here would re-implement.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TextIO
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
@@ -92,8 +93,19 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def resolve_format(log_format: LogFormat, stream: TextIO | None = None) -> Literal["json", "text"]:
+    """`auto` becomes text when `stream` (stderr by default) is a terminal, json otherwise."""
+    if log_format != "auto":
+        return log_format
+    stream = sys.stderr if stream is None else stream
+    try:
+        return "text" if stream.isatty() else "json"
+    except (AttributeError, ValueError):  # no isatty, or a closed stream: no person reads it
+        return "json"
+
+
 def make_formatter(log_format: LogFormat) -> logging.Formatter:
-    return JsonFormatter() if log_format == "json" else TextFormatter()
+    return JsonFormatter() if resolve_format(log_format) == "json" else TextFormatter()
 
 
 def configure_logging(log_format: LogFormat, level: str) -> None:
@@ -112,7 +124,7 @@ def configure_logging(log_format: LogFormat, level: str) -> None:
 def configure_for(settings: Settings) -> None:
     """Our records, uvicorn's and (in JSON) vLLM's in one format; called before vLLM is imported."""
     configure_logging(settings.log_format, settings.log_level)
-    if settings.log_format == "json":
+    if resolve_format(settings.log_format) == "json":
         use_json_engine_logs(settings.cache_dir / "logging", settings.log_level)
 
 

@@ -20,9 +20,9 @@ from server.observability.request_context import RequestContext
 from server.process.cli import parse_settings
 
 
-def test_json_logs_without_content_and_no_cors_by_default() -> None:
+def test_logs_guess_their_format_without_content_and_no_cors_by_default() -> None:
     settings = parse_settings([])
-    assert settings.log_format == "json"
+    assert settings.log_format == "auto"
     assert settings.log_request_content is False
     assert settings.cors_allow_origins == []
     assert settings.cors_allow_credentials is False
