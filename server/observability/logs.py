@@ -70,7 +70,11 @@ class TextFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
-        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
+        # Private attributes are other libraries' bookkeeping (Ray's record factory adds
+        # _ray_timestamp_ns to every record once it is imported), not fields of the line.
+        extras = {
+            k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")
+        }
         if not extras:
             return line
         return line + " " + " ".join(f"{k}={_text_value(v)}" for k, v in extras.items())
