@@ -33,11 +33,21 @@ class KeyStore:
             self.usage.close()
 
 
-def open_key_store(settings: Settings, metrics: ServerMetrics) -> KeyStore:
+async def open_key_store(settings: Settings, metrics: ServerMetrics) -> KeyStore:
+    """With --shared-state, the store is asked once first (server/admission/redis_start.py): a URL
+    that cannot work raises SharedStateUnusable, a store that does not answer is marked down."""
     if settings.shared_state is None:
         return KeyStore(None, UsageBook(settings.usage_store_file()))
     from server.admission.redis_keys import RedisKeyLimits
+    from server.admission.redis_start import check_at_start, check_url_shape
 
     ttl = (settings.request_timeout or NO_DEADLINE_FLIGHT_S) + ORPHAN_MARGIN_S
     url = settings.shared_state.get_secret_value()
-    return KeyStore(RedisKeyLimits(url, settings.shared_state_failure, metrics, ttl), None)
+    check_url_shape(url)  # before redis-py reads it: it reads some mistakes as something else
+    shared = RedisKeyLimits(url, settings.shared_state_failure, metrics, ttl)
+    try:
+        await check_at_start(url, shared, settings.shared_state_failure)
+    except BaseException:
+        await shared.close()
+        raise
+    return KeyStore(shared, None)
