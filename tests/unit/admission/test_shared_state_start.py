@@ -78,8 +78,9 @@ async def test_a_store_that_answers_is_used_and_nothing_is_logged(
     ids=["wrong-password", "no-password", "unknown-user", "unknown-db", "db-not-a-number"],
 )
 async def test_a_url_that_cannot_work_stops_the_start_and_says_why(
-    tmp_path: Path, locked: RedisServer, userinfo: str, db: str, why: str
+    tmp_path: Path, locked: RedisServer, userinfo: str, db: str, why: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.ERROR, logger="server.admission")
     started = time.monotonic()
     with pytest.raises(SharedStateUnusable) as failed:
         await _open(tmp_path, f"redis://{userinfo}127.0.0.1:{locked.port}/{db}")
@@ -87,6 +88,8 @@ async def test_a_url_that_cannot_work_stops_the_start_and_says_why(
     assert f"127.0.0.1:{locked.port}/{db}" in str(failed.value)
     assert PASSWORD not in str(failed.value)
     assert time.monotonic() - started < 1.0
+    # One plain line for the operator, besides the traceback of the failed start.
+    assert [r.getMessage() for r in caplog.records] == [f"not starting: {failed.value}"]
 
 
 @pytest.mark.parametrize(
