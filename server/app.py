@@ -94,11 +94,17 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         owned_dirs: list[str] = []
         ledger: Ledger | None = None
-        keystore: KeyStore | None = None
         store: ResponseStore | None = None
         link = frontend.link if frontend else None
         # Each step that can take long runs under lifecycle.starting: a stop signal cancels it.
-        running = engine if engine is not None else await lifecycle.starting(start_engine(settings, link))
+        # The key store first: a --shared-state URL that cannot work fails in seconds, not after
+        # the model has loaded.
+        keystore = await lifecycle.starting(open_key_store(settings, metrics))
+        try:
+            running = engine if engine is not None else await lifecycle.starting(start_engine(settings, link))
+        except BaseException:
+            await keystore.close()
+            raise
         try:
             tokenizer = Tokenizer.load(settings.tokenizer or running.model_card.root)
             template = ChatTemplate.load(tokenizer, settings.chat_template)
@@ -110,7 +116,6 @@ def create_app(
                 owned_dirs.append(tempfile.mkdtemp(prefix="mixtral-serve-"))
             ledger = Ledger(Path(frontend.metrics_dir if frontend else owned_dirs[0]) / "admission.sqlite3")
             store = ResponseStore(settings.responses_store_file())
-            keystore = open_key_store(settings, metrics)
             policy = Policy.from_settings(settings, running.model_card, shared.keys)
             shared.server = ServerState(
                 settings=settings,

@@ -26,18 +26,20 @@ def _answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # -NOAUTH: up, with a password
     except OSError:
         return False
 
 
 class RedisServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *options: str) -> None:
+        """`options`: more redis-server flags, e.g. "--requirepass", "secret"."""
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed (Debian: apt-get install redis-server)")
         self._binary = binary
         self._dir = directory
+        self._options = list(options)
         self.port = _free_port()
         self._process: subprocess.Popen[bytes] | None = None
         self.start()
@@ -50,7 +52,8 @@ class RedisServer:
         """No persistence: a restart starts empty, the worst case (no scripts, no counts)."""
         self._process = subprocess.Popen(
             [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self._dir)]
-            + ["--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+            + ["--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
+            + self._options,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

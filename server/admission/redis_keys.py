@@ -92,7 +92,7 @@ class _Skipped(Exception):
     """The store failed a moment ago: not tried again yet."""
 
 
-def _where(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL without a password, for log lines."""
     scheme, sep, rest = url.partition("://")
     return scheme + sep + rest.rpartition("@")[2]
@@ -122,7 +122,7 @@ class RedisKeyLimits:
         self._give_back = self._client.register_script(GIVE_BACK)
         self._failure: FailureMode = failure
         self._flight_ttl_s = flight_ttl_s
-        self.health = StoreHealth(metrics, _where(url), probe_interval_s)
+        self.health = StoreHealth(metrics, redacted(url), probe_interval_s)
 
     def _unavailable(self, exc: BaseException | None) -> EngineUnavailableError:
         if exc is not None:

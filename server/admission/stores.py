@@ -5,12 +5,15 @@ Redis is imported only when --shared-state names one, so a server on one host ne
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from server.admission.key_limits import KeyLimits
 from server.admission.usage import UsageBook
 from server.config import Settings
 from server.observability.metrics import ServerMetrics
+
+logger = logging.getLogger(__name__)
 
 # Past the request deadline, how long a request still counts against its key's concurrency in the
 # shared store if the replica that took it died without giving it back.
@@ -33,11 +36,26 @@ class KeyStore:
             self.usage.close()
 
 
-def open_key_store(settings: Settings, metrics: ServerMetrics) -> KeyStore:
+async def open_key_store(settings: Settings, metrics: ServerMetrics) -> KeyStore:
+    """With --shared-state, the store is asked once first (server/admission/redis_start.py): a URL
+    that cannot work raises SharedStateUnusable, a store that does not answer is marked down."""
     if settings.shared_state is None:
         return KeyStore(None, UsageBook(settings.usage_store_file()))
     from server.admission.redis_keys import RedisKeyLimits
+    from server.admission.redis_start import SharedStateUnusable, check_at_start, check_url_shape
 
     ttl = (settings.request_timeout or NO_DEADLINE_FLIGHT_S) + ORPHAN_MARGIN_S
     url = settings.shared_state.get_secret_value()
-    return KeyStore(RedisKeyLimits(url, settings.shared_state_failure, metrics, ttl), None)
+    try:
+        check_url_shape(url)  # before redis-py reads it: it reads some mistakes as something else
+        shared = RedisKeyLimits(url, settings.shared_state_failure, metrics, ttl)
+        try:
+            await check_at_start(url, shared, settings.shared_state_failure)
+        except BaseException:
+            await shared.close()
+            raise
+    except SharedStateUnusable as exc:
+        # One plain line before uvicorn's traceback of the failed start-up.
+        logger.error("not starting: %s", exc)
+        raise
+    return KeyStore(shared, None)

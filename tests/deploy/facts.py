@@ -6,6 +6,7 @@ tests parse the Dockerfile, compose files, manifests and dashboards and hold the
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from functools import cache
@@ -55,6 +56,17 @@ def exported_metrics() -> dict[str, frozenset[str]]:
         else:
             out[name] = labels
     return out
+
+
+def module_constant(relative_path: str, name: str) -> float:
+    """A number a server module assigns at its top level, read from its source: importing some of
+    them (server/engine/vllm_frontends.py) would import vLLM, seconds of a test run for one number."""
+    for node in ast.parse((ROOT / relative_path).read_text()).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, int | float), (name, value)
+            return float(value)
+    raise AssertionError(f"{relative_path} assigns no {name}")
 
 
 def engine_pins() -> dict[str, str]:
