@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -28,6 +29,8 @@ from tests.redis_server import RedisServer
 ROOT = Path(__file__).resolve().parents[2]
 HAPROXY_CFG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 CHAT = "/v1/chat/completions"
+# HAProxy's httplog: ".../srv_conn/retries srv_queue/backend_queue "request line"", retries > 0.
+_REPLAYED = re.compile(r" \d+/\d+/\d+/\d+/\+?[1-9]\d* \d+/\d+ \"POST ")
 SHUTDOWN_DELAY_S = 4.0  # above the shipped checks' inter x fall (1 s x 2) and one check's time
 RPM = 4  # requests a minute of the key `rpm`
 CONCURRENT = 2  # requests at once of the key `conc`
@@ -101,6 +104,10 @@ class Balancer:
             if time.monotonic() - start > timeout:
                 raise RuntimeError(f"balancer states {self.states()} not {wanted}:\n{self.log.read_text()}")
             time.sleep(0.05)
+
+    def replayed(self) -> int:
+        """Requests the balancer sent to a second replica: its log's retry count, `+` when redispatched."""
+        return len(_REPLAYED.findall(self.log.read_text(errors="replace")))
 
     def close(self) -> None:
         self._proc.terminate()

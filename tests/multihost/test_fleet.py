@@ -298,9 +298,11 @@ async def test_a_replica_killed_under_load_only_its_in_flight_requests_fail(
         victim.server.proc.kill()  # type: ignore[union-attr]
         return killed, wall, await _watch_down(fleet.balancer, victim.name, killed)
 
+    replayed_before = fleet.balancer.replayed()
     outcomes, (killed, wall, down_after) = await asyncio.gather(
         load(fleet.url, "load", 6.0, workers=4, max_tokens=48), kill()
     )
+    await asyncio.sleep(0.2)  # HAProxy logs a request as it ends
     in_flight = [o for o in outcomes if o.start < killed < o.end]
     failed = [o for o in outcomes if not o.ok]
     later = [o for o in outcomes if o.start >= killed]
@@ -310,7 +312,7 @@ async def test_a_replica_killed_under_load_only_its_in_flight_requests_fail(
     report("replica-killed", requests=len(outcomes), in_flight_at_kill=len(in_flight),
             failed=len(failed), failed_streams=sum(o.stream for o in failed),
             on_the_other_replica=len(survived), later=len(later), later_ok=sum(o.ok for o in later),
-            balancer_down_after_s=round(down_after, 2),
+            balancer_down_after_s=round(down_after, 2), replayed=fleet.balancer.replayed() - replayed_before,
             failures=[(o.status, o.stream, round(o.start - killed, 2)) for o in failed][:8])  # fmt: skip
     assert all(o in in_flight for o in failed)  # only requests open at the kill
     assert len(failed) <= len(in_flight) - len(survived)  # and only those on the killed replica
