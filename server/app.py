@@ -87,7 +87,7 @@ def create_app(
         api_server=str(frontend.link.index if frontend else 0),
         model=settings.resolved_served_name(),
     )
-    lifecycle = Lifecycle(settings.shutdown_timeout)
+    lifecycle = Lifecycle(settings.shutdown_timeout, settings.shutdown_delay)
     shared = AppState(settings, lifecycle, metrics, KeyRing.from_settings(settings))
 
     @asynccontextmanager

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         description="On SIGTERM: seconds to let open requests finish (new ones get 503) before the "
         "server stops.",
     )
+    shutdown_delay: float = Field(
+        0.0,
+        ge=0,
+        description="On SIGTERM: seconds to keep serving with /ready answering 503 before the drain "
+        "starts, so that a load balancer polling /ready stops sending first. A second signal skips it.",
+    )
     engine_stall_timeout: float = Field(
         60.0,
         ge=0,

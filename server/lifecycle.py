@@ -15,6 +15,11 @@ When the engine dies the server cannot recover; it answers 503 for a moment (pro
 balancers see why) and exits non-zero, so that its supervisor (systemd, Docker, Kubernetes)
 starts a fresh one.
 
+With `--shutdown-delay`, the first signal first only makes /ready answer 503 and keeps serving
+everything else as before, for that many seconds; then the drain starts as above. A load balancer
+polling /ready stops sending in that time, so no request of its meets a refusal (Kubernetes users
+get the same from a preStop sleep). A second signal during the delay starts the drain at once.
+
 A signal while the server is still starting (engine start, warm-up: minutes on a GPU) stops it
 there: the start-up step under way is cancelled, the process never listens, and it exits 0.
 
@@ -68,8 +73,10 @@ class StartupStopped(Exception):
 class Lifecycle:
     """One per app. Counts the requests in flight and decides when the process may end."""
 
-    def __init__(self, shutdown_timeout: float) -> None:
+    def __init__(self, shutdown_timeout: float, shutdown_delay: float = 0.0) -> None:
         self.shutdown_timeout = shutdown_timeout
+        self.shutdown_delay = shutdown_delay
+        self._drain_at: float | None = None  # monotonic time the delayed drain starts at
         self.phase = Phase.STARTING
         self.in_flight = 0
         self._ends_by: float | None = None  # monotonic time by which the process stops waiting
@@ -85,7 +92,12 @@ class Lifecycle:
 
     @property
     def ready(self) -> bool:
-        return self.phase is Phase.SERVING
+        return self.phase is Phase.SERVING and self._drain_at is None
+
+    @property
+    def leaving(self) -> bool:
+        """A stop signal came: draining, or still serving out the shutdown delay."""
+        return self.phase is Phase.DRAINING or (self.phase is Phase.SERVING and self._drain_at is not None)
 
     def serving(self) -> None:
         """Raises StartupStopped if a stop signal came during the start-up: the server never serves."""
@@ -100,6 +112,13 @@ class Lifecycle:
         interrupted where it is, by StartupStopped raised from here, as vLLM's own server does."""
         if self.phase not in (Phase.STARTING, Phase.SERVING):
             return
+        if self.phase is Phase.SERVING and self.shutdown_delay > 0 and self._drain_at is None:
+            self._drain_at = time.monotonic() + self.shutdown_delay
+            logger.info(
+                "stop signal: /ready answers 503; serving %.1f s more before the drain", self.shutdown_delay
+            )
+            return
+        self._drain_at = None
         starting = self.phase is Phase.STARTING
         self.phase = Phase.DRAINING
         self._ends_by = time.monotonic() + self.shutdown_timeout
@@ -140,7 +159,10 @@ class Lifecycle:
             self._ends_by = self._dead_since + self.shutdown_timeout
 
     def finished(self) -> bool:
-        """True once the process should stop: drained (or out of time), or the engine is gone."""
+        """True once the process should stop: drained (or out of time), or the engine is gone.
+        Polled (uvicorn's tick, every 0.1 s), so it also starts a delayed drain when its time comes."""
+        if self._drain_at is not None and time.monotonic() >= self._drain_at:
+            self.begin_drain()
         if self._ends_by is None:
             return False
         now = time.monotonic()

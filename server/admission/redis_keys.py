@@ -3,7 +3,8 @@
 Every replica runs the same two Lua scripts (server/admission/redis_scripts.py): one to take a
 request's share, one to give it back and add its usage. Each is atomic and one round trip per
 request. redis-py's Script sends EVALSHA and loads the script when Redis answers NOSCRIPT, so a
-restarted (emptied) Redis works again from the next call; its connection pool reconnects by itself.
+restarted (emptied) Redis works again from the next call. A call whose connection fails (a pooled
+connection to a Redis that restarted since) is tried once more on a new connection.
 
 When Redis fails (refused, timed out, an error), `--shared-state-failure` decides: `open` lets the
 request in uncounted (the replica's own engine admission still bounds its load), `closed` answers
@@ -26,6 +27,7 @@ from typing import Literal
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from server.admission.key_limits import (
@@ -114,7 +116,10 @@ class RedisKeyLimits:
             url,
             socket_timeout=CALL_TIMEOUT_S,
             socket_connect_timeout=CALL_TIMEOUT_S,
-            retry=Retry(NoBackoff(), 0),
+            # Once, at once, on a fresh connection, and only when the connection failed (not on a
+            # timeout): after Redis restarts, every connection pooled before it fails on its next
+            # use; without this each of them let one request in uncounted.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             retry_on_timeout=False,
             decode_responses=True,
         )

@@ -157,7 +157,9 @@ def run_frontends(
             _end_failed_group(manager, engine_manager, engine_gone)
             return EXIT_FAILED
         finally:
-            manager.shutdown(timeout=settings.shutdown_timeout + FRONTEND_EXIT_MARGIN_S)
+            manager.shutdown(
+                timeout=settings.shutdown_delay + settings.shutdown_timeout + FRONTEND_EXIT_MARGIN_S
+            )
             if engine_manager is not None:
                 _stop_engine_core(engine_manager)
             if coordinator is not None:

@@ -53,10 +53,13 @@ def running_server(*flags: str, log: Path, env: dict[str, str] | None = None) ->
 
 
 @contextlib.contextmanager
-def server_process(*flags: str, log: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+def server_process(
+    *flags: str, log: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[ServerProcess]:
     """Like running_server, for tests that signal the process or read its exit status; stops it
-    at the end unless it has exited already."""
-    port = free_port()
+    at the end unless it has exited already. `port`: a given one (a replica restarted where its
+    load balancer expects it); default: a free one."""
+    port = port or free_port()
     cmd = [
         sys.executable, "-m", "server",
         "--port", str(port),

@@ -8,6 +8,7 @@ import httpx
 
 from server.engine.base import Engine
 from server.engine.warmup import prefill_sizes, warm_up
+from tests.app_client import app_client
 from tests.helpers import chat, metric_value, stream_events
 
 
@@ -88,3 +89,17 @@ async def test_warm_up_runs_its_prompts_to_the_end(engine: Engine) -> None:
         await asyncio.sleep(0.01)
     assert engine.stats().running == 0
     await engine.check_health()
+
+
+async def test_in_the_shutdown_delay_ready_is_503_and_chat_still_answers(engine: Engine) -> None:
+    """The balancer's probe fails at once; its requests are still served until the drain starts."""
+    async with app_client(engine, shutdown_delay=60) as http:
+        assert (await http.get("/ready")).status_code == 200
+        http.app_state.lifecycle.begin_drain()  # type: ignore[attr-defined]  # the first SIGTERM
+        ready = await http.get("/ready")
+        answered = await http.post("/v1/chat/completions", json=chat("Still here", max_tokens=2))
+        http.app_state.lifecycle.begin_drain()  # type: ignore[attr-defined]  # a second: drain now
+        refused = await http.post("/v1/chat/completions", json=chat("Too late", max_tokens=2))
+    assert (ready.status_code, ready.json()["error"]["code"]) == (503, "shutting_down")
+    assert answered.status_code == 200 and answered.json()["usage"]["completion_tokens"] == 2
+    assert (refused.status_code, refused.json()["error"]["code"]) == (503, "shutting_down")

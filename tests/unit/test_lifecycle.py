@@ -97,3 +97,42 @@ async def test_at_the_drain_deadline_open_requests_are_told_to_stop_and_get_a_gr
     assert not stuck.finished()
     await asyncio.sleep(STOP_GRACE_S + 0.05)
     assert stuck.finished()  # a request that does not end is not waited for past the grace
+
+
+async def test_with_a_shutdown_delay_the_first_signal_only_turns_unready_then_the_drain_starts() -> None:
+    lifecycle = Lifecycle(shutdown_timeout=60, shutdown_delay=0.2)
+    lifecycle.serving()
+    server = DrainingServer(uvicorn.Config(_ok), lifecycle)
+    async with _client(lifecycle) as http:
+        server.handle_exit(signal.SIGTERM, None)
+        # Unready for the balancer, but work is served as before: no refusal yet.
+        assert not lifecycle.ready and lifecycle.leaving and lifecycle.phase is Phase.SERVING
+        assert (await http.post("/v1/chat/completions")).status_code == 200
+        assert not lifecycle.finished() and not server.should_exit
+        lifecycle.in_flight = 1
+        await asyncio.sleep(0.25)
+        assert not lifecycle.finished()  # the delay is over: the drain starts, and waits for it
+        assert lifecycle.phase is Phase.DRAINING
+        lifecycle.in_flight = 0
+        resp = await http.post("/v1/chat/completions")
+        assert resp.status_code == 503 and resp.json()["error"]["code"] == "shutting_down"
+    assert lifecycle.finished() and lifecycle.exit_code == 0
+
+
+def test_a_second_signal_skips_the_shutdown_delay_and_a_third_stops() -> None:
+    lifecycle = Lifecycle(shutdown_timeout=60, shutdown_delay=3600)
+    lifecycle.serving()
+    server = DrainingServer(uvicorn.Config(_ok), lifecycle)
+    server.handle_exit(signal.SIGTERM, None)
+    assert lifecycle.phase is Phase.SERVING and lifecycle.leaving
+    server.handle_exit(signal.SIGTERM, None)
+    assert lifecycle.phase is Phase.DRAINING and not server.should_exit
+    assert lifecycle.finished()  # nothing open: done at once, not an hour later
+    server.handle_exit(signal.SIGTERM, None)
+    assert server.should_exit
+
+
+def test_a_signal_during_the_start_up_stops_it_without_waiting_out_the_delay() -> None:
+    lifecycle = Lifecycle(shutdown_timeout=60, shutdown_delay=3600)
+    lifecycle.begin_drain()
+    assert lifecycle.stopped_starting and lifecycle.phase is Phase.DRAINING

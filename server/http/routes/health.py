@@ -17,7 +17,6 @@ from server import __version__
 from server.errors import EngineUnavailableError
 from server.http.deps import StateDep, app_state
 from server.http.openapi import error_responses
-from server.lifecycle import Phase
 from server.openai.schemas.models import VersionInfo
 
 router = APIRouter(tags=["operations"])
@@ -50,7 +49,7 @@ async def ping(state: StateDep) -> Response:
 )
 async def ready(request: Request, state: StateDep) -> Response:
     lifecycle = app_state(request.app).lifecycle
-    if lifecycle.phase is Phase.DRAINING:
+    if lifecycle.leaving:
         raise EngineUnavailableError("The server is shutting down.", code="shutting_down")
     await state.engine.check_health()
     if not lifecycle.ready:

@@ -299,3 +299,30 @@ async def test_a_hung_store_delays_one_request_per_probe_not_every_request(tmp_p
         redis.resume()
         await store.close()
         redis.kill()
+
+
+async def test_after_a_store_restart_every_pooled_connection_is_replaced_without_a_miss(
+    tmp_path: Path,
+) -> None:
+    """Seen in the fleet test: each connection pooled before a Redis restart failed on its next use,
+    and each such failure let a request in uncounted. Now it is tried again on a new connection."""
+    redis = RedisServer(tmp_path)
+    metrics = ServerMetrics()
+    store = RedisKeyLimits(redis.url, "open", metrics, 600.0)
+    policy = KeyPolicy(requests_per_minute=100)
+
+    async def takes(count: int) -> list[bool]:
+        shares = await asyncio.gather(
+            *(store.take("pooled", policy, 1, NOON, lambda admitted, now: 1.0) for _ in range(count))
+        )
+        return [share.counted for share in shares]
+
+    try:
+        assert await takes(4) == [True] * 4  # four connections in the pool
+        redis.kill()
+        redis.start()
+        assert await takes(4) == [True] * 4
+        assert (metrics.registry.get_sample_value("mixtral_shared_state_errors_total") or 0) == 0
+    finally:
+        await store.close()
+        redis.kill()
