@@ -28,6 +28,8 @@ HAPROXY_CFG = DEPLOY / "haproxy" / "haproxy.cfg"
 # Where the official haproxy image reads its configuration.
 HAPROXY_IMAGE_CFG = "/usr/local/etc/haproxy/haproxy.cfg"
 REDIS_PORT = 6379  # redis-server's default; the command sets no other
+
+
 def _env(service: dict[str, Any]) -> dict[str, str]:
     return {name: str(value) for name, value in service["environment"].items()}
 

@@ -117,7 +117,9 @@ async def test_a_quiet_stream_gets_ping_comments() -> None:
     pings = [m["body"] for m in client.messages[1:-1] if m["body"].startswith(b": ping")]
     assert len(pings) >= 2
     assert all(p.endswith(b"\n\n") and p.count(b"\n") == 2 for p in pings)
-    assert client.body.endswith(b"data: {}\n\ndata: [DONE]\n\n")
+    # On a busy machine a ping may also fall between the last event and [DONE].
+    events = b"".join(m["body"] for m in client.messages[1:] if not m["body"].startswith(b": ping"))
+    assert events.endswith(b"data: {}\n\ndata: [DONE]\n\n")
     assert client.finished
 
 
