@@ -16,7 +16,8 @@ What we change:
   report late would win the merge (engine/vllm_stats.py says why that happens).
 - With one process, the families go into a registry of this engine instead of prometheus-client's
   global one, so /metrics shows them without global state (several front ends: the multiprocess
-  files carry them whatever registry they are in).
+  files carry them whatever registry they are in). The few vLLM makes with its own helper classes
+  are moved there from the global registry.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from vllm.v1.metrics.loggers import PrometheusStatLogger
 
 from server.engine.vllm_stats import StatsRecorder
@@ -62,9 +63,25 @@ def vllm_logger_class(recorder: StatsRecorder) -> type[PrometheusStatLogger]:
     with its stamps. vLLM takes a subclass of its logger (a class, not a factory function: it checks
     issubclass) in place of the default one."""
     registry = recorder.registry
+
+    def __init__(self: PrometheusStatLogger, vllm_config: Any, engine_indexes: Any = None) -> None:
+        PrometheusStatLogger.__init__(self, vllm_config, engine_indexes)
+        _adopt_strays(registry)
+
     attributes = {
+        "__init__": __init__,
         "_gauge_cls": stamped_gauge_class(lambda: recorder.made_at, registry),
         "_counter_cls": _registered_in(Counter, registry),
         "_histogram_cls": _registered_in(Histogram, registry),
     }
     return type("StampedPrometheusStatLogger", (PrometheusStatLogger,), attributes)
+
+
+def _adopt_strays(registry: CollectorRegistry) -> None:
+    """Families that vLLM's helpers make with classes of their own (0.32: the estimated FLOPs and
+    bytes counters; spec decoding, KV connectors when on) land in prometheus-client's global
+    registry: move them into this engine's, as vLLM itself clears that registry of `vllm:*`."""
+    for collector in list(REGISTRY._collector_to_names):
+        if str(getattr(collector, "_name", "")).startswith("vllm:"):
+            REGISTRY.unregister(collector)
+            registry.register(collector)
