@@ -86,21 +86,21 @@ def metrics_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def two_front_ends(metrics_dir: str) -> Iterator[list[int]]:
     """Two live front ends that wrote their files, and the pid of one that wrote and exited."""
     ctx = multiprocessing.get_context("spawn")
-    done = ctx.Event()
-    procs = []
+    procs, dones = [], []
     for _ in range(3):
-        ready = ctx.Event()
+        ready, done = ctx.Event(), ctx.Event()  # one each: a process killed inside wait() breaks an Event
         proc = ctx.Process(target=_front_end, args=(metrics_dir, ready, done))
         proc.start()
         assert ready.wait(60)
         procs.append(proc)
-    procs[2].kill()
+        dones.append(done)
+    dones[2].set()  # the third exits; its files stay, as a front end's that ended
     procs[2].join(10)
     try:
         yield [p.pid for p in procs if p.pid is not None]
     finally:
-        done.set()
-        for proc in procs:
+        for done, proc in zip(dones, procs, strict=True):
+            done.set()
             proc.join(10)
 
 
