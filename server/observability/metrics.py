@@ -169,8 +169,9 @@ class ServerMetrics:
                 self.requests.labels(endpoint=endpoint, model=self.model, status="200", finish_reason=reason)
 
     def start_keys(self, names: Iterable[str]) -> None:
-        """The configured API keys' counters at 0, as the other labelled counters."""
+        """The configured API keys' series at 0, as the other labelled counters."""
         for key in names:
+            self.key_in_flight.labels(key=key)
             self.key_requests.labels(key=key)
             for kind in known_labels.TOKEN_KINDS:
                 self.key_tokens.labels(key=key, kind=kind)

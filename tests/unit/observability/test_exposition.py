@@ -36,6 +36,7 @@ def test_the_configured_keys_counters_start_at_0() -> None:
     text = metrics.render().decode()
     assert 'mixtral_api_key_requests_total{key="alice"} 0.0' in text
     assert 'mixtral_api_key_tokens_total{key="alice",kind="completion"} 0.0' in text
+    assert 'mixtral_api_key_requests_in_flight{key="alice"} 0.0' in text
 
 
 def test_every_rejection_code_in_the_source_is_a_known_reason() -> None:
