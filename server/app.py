@@ -86,9 +86,12 @@ def create_app(
         multiprocess_dir=frontend.metrics_dir if frontend else None,
         api_server=str(frontend.link.index if frontend else 0),
         model=settings.resolved_served_name(),
+        request_timeout=settings.request_timeout,
     )
     lifecycle = Lifecycle(settings.shutdown_timeout, settings.shutdown_delay)
     shared = AppState(settings, lifecycle, metrics, KeyRing.from_settings(settings))
+    if shared.keys is not None:
+        metrics.start_keys(shared.keys.names)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

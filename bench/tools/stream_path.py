@@ -23,6 +23,8 @@ from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 import server
 from server.app import create_app
 from server.config import Settings, default_cache_dir
@@ -55,6 +57,9 @@ class StandInEngine:
 
     def stats(self) -> EngineStats:
         return EngineStats()
+
+    def vllm_metrics(self) -> CollectorRegistry:
+        return CollectorRegistry()  # no vLLM engine, no vllm:* families
 
     def on_stats(self, listener: Callable[[EngineStats], None]) -> None:
         pass

@@ -10,6 +10,8 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from prometheus_client.registry import Collector
+
 FinishReason = Literal["stop", "length"]
 
 
@@ -222,6 +224,11 @@ class Engine(Protocol):
         ...
 
     def stats(self) -> EngineStats: ...
+
+    def vllm_metrics(self) -> Collector:
+        """vLLM's own `vllm:*` families as this process's engine client records them (one process;
+        with several front ends they are in the multiprocess files too)."""
+        ...
 
     def on_stats(self, listener: Callable[[EngineStats], None]) -> None:
         """Call `listener` with each new EngineStats (on the event loop; it must not block)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import vllm
+from prometheus_client.registry import Collector
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMValidationError
 from vllm.inputs import tokens_input
@@ -46,6 +47,7 @@ from server.engine.token_text import TokenPieces
 from server.engine.vllm_health import EngineHealth
 from server.engine.vllm_logprobs import RequestTexts, output_logprobs, prompt_logprobs
 from server.engine.vllm_lora import LoRARegistry
+from server.engine.vllm_metrics import vllm_logger_class
 from server.engine.vllm_quantization import check_quantization
 from server.engine.vllm_stats import StatsRecorder
 from server.engine.vllm_structured import engine_config, structured_outputs, verify
@@ -256,7 +258,8 @@ class VLLMEngine:
         llm = AsyncLLM.from_vllm_config(
             vllm_config,
             usage_context=UsageContext.OPENAI_API_SERVER,
-            stat_loggers=[lambda _cfg, _idx: recorder],
+            # ours first: it keeps the stamp the gauges of vLLM's logger are written with
+            stat_loggers=[lambda _cfg, _idx: recorder, vllm_logger_class(recorder)],
             disable_log_stats=True,
             **client,
         )
@@ -356,6 +359,9 @@ class VLLMEngine:
 
     def stats(self) -> EngineStats:
         return self._recorder.latest
+
+    def vllm_metrics(self) -> Collector:
+        return self._recorder.registry
 
     def on_stats(self, listener: Callable[[EngineStats], None]) -> None:
         self._recorder.listeners.append(listener)

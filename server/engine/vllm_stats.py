@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from vllm.v1.metrics.loggers import StatLoggerBase
 
 from server.engine.base import EngineStats, StepTimings
@@ -43,6 +44,13 @@ class StatsRecorder(StatLoggerBase):
         self.timing_listeners: list[Callable[[StepTimings], None]] = []
         self.heartbeat: Callable[[], None] = lambda: None  # every message from the engine core
         self._made_at = 0.0  # the engine core's stamp of the message being handled
+        # vLLM's own families with one process (engine/vllm_metrics.py): the registry they go in.
+        self.registry = CollectorRegistry(auto_describe=True)
+
+    @property
+    def made_at(self) -> float:
+        """The engine core's stamp of the message being handled (0 before the first)."""
+        return self._made_at
 
     def follow(self, engine_core: Any) -> None:
         """Keep each message's engine-side stamp as vLLM's output loop fetches it (see the module

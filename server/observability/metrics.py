@@ -20,21 +20,23 @@ engine/vllm_stats.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from server.engine.base import Engine, EngineStats, StepTimings
-from server.observability import request_context
+from server.observability import known_labels, request_context
+from server.observability.process_metrics import FrontEndProcesses, add_process_collectors
 from server.observability.request_context import RequestContext
 
 PREFIX = "mixtral"
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# End-to-end and queue times run up to the request timeout (--request-timeout, 600 s by default).
+_LONG_BUCKETS = (300.0, 600.0)
 _TOKEN_BUCKETS = (1, 8, 32, 128, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 # A decode step of Mixtral-8x7B on two H200s takes about 5 ms (bench/results): finer at the bottom.
 _ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
-_QUEUE_BUCKETS = (0.001, 0.005) + _LATENCY_BUCKETS
 # The endpoints that run the engine: mixtral_requests_total counts these, by outcome.
 GENERATION_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
 # The merge stamp of the engine gauges before the engine's first report: any real stamp is later.
@@ -47,12 +49,17 @@ class ServerMetrics:
     before this process started, switches the client library to them); /metrics then reads all."""
 
     def __init__(
-        self, multiprocess_dir: str | None = None, api_server: str = "0", model: str = "unknown"
+        self,
+        multiprocess_dir: str | None = None,
+        api_server: str = "0",
+        model: str = "unknown",
+        request_timeout: float | None = 600.0,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._multiprocess_dir = multiprocess_dir
         self.model = model
         r = self.registry
+        long_buckets = _long_latency_buckets(request_timeout)
         self.requests = Counter(
             f"{PREFIX}_requests",
             "Generation requests (chat, completions) by endpoint, model, status and finish reason.",
@@ -74,7 +81,7 @@ class ServerMetrics:
         self.prompt_tokens = Counter(f"{PREFIX}_prompt_tokens", "Prompt tokens processed.", registry=r)
         self.generation_tokens = Counter(f"{PREFIX}_generation_tokens", "Tokens generated.", registry=r)
         self.ttft = self._histogram("time_to_first_token_seconds", "Time to first token.", _LATENCY_BUCKETS)
-        self.e2e = self._histogram("e2e_request_latency_seconds", "Request latency.", _LATENCY_BUCKETS)
+        self.e2e = self._histogram("e2e_request_latency_seconds", "Request latency.", long_buckets)
         self.generation_tokens_per_request = self._histogram(
             "request_generation_tokens", "Generated tokens per request.", _TOKEN_BUCKETS
         )
@@ -89,7 +96,7 @@ class ServerMetrics:
         self.queue_time = self._histogram(
             "request_queue_time_seconds",
             "Time an engine request waited before it was first scheduled.",
-            _QUEUE_BUCKETS,
+            (0.001, 0.005, *long_buckets),
         )
         self.rejections = Counter(
             f"{PREFIX}_rejected_requests",
@@ -141,6 +148,33 @@ class ServerMetrics:
         self.running = self._engine_gauge("num_requests_running", "Requests in the engine's running batch.")
         self.waiting = self._engine_gauge("num_requests_waiting", "Requests waiting for the engine.")
         self.kv_cache_usage = self._engine_gauge("kv_cache_usage_perc", "KV-cache usage, 0 to 1.")
+        self._start_at_zero()
+        # What /metrics shows with one process: our families (self.registry, which is only ours),
+        # this process's process_*/python_*, and vLLM's families once an engine is watched.
+        self._exposed = CollectorRegistry(auto_describe=True)
+        self._exposed.register(r)
+        if multiprocess_dir is None:
+            add_process_collectors(self._exposed)
+
+    def _start_at_zero(self) -> None:
+        """Every known label combination of the labelled counters, at 0 (known_labels.py says why)."""
+        for reason in known_labels.REJECTION_REASONS:
+            self.rejections.labels(reason=reason)
+        for reason in known_labels.CHOICE_FINISH_REASONS:
+            self.request_success.labels(finish_reason=reason)
+        for endpoint in known_labels.DISCONNECT_ENDPOINTS:
+            self.client_disconnects.labels(endpoint=endpoint)
+        for endpoint in sorted(GENERATION_ROUTES):
+            for reason in known_labels.ANSWERED_FINISH_REASONS:
+                self.requests.labels(endpoint=endpoint, model=self.model, status="200", finish_reason=reason)
+
+    def start_keys(self, names: Iterable[str]) -> None:
+        """The configured API keys' series at 0, as the other labelled counters."""
+        for key in names:
+            self.key_in_flight.labels(key=key)
+            self.key_requests.labels(key=key)
+            for kind in known_labels.TOKEN_KINDS:
+                self.key_tokens.labels(key=key, kind=kind)
 
     def _histogram(self, name: str, documentation: str, buckets: tuple[float, ...]) -> Histogram:
         return Histogram(f"{PREFIX}_{name}", documentation, buckets=buckets, registry=self.registry)
@@ -150,6 +184,8 @@ class ServerMetrics:
         return Gauge(name, documentation, registry=self.registry, multiprocess_mode="mostrecent")
 
     def watch_engine(self, engine: Engine) -> None:
+        if self._multiprocess_dir is None:  # several front ends: vLLM's families are in the files
+            self._exposed.register(engine.vllm_metrics())
         self.record_engine_stats(engine.stats())
         engine.on_stats(self.record_engine_stats)
         engine.on_timings(self.record_step_timings)
@@ -182,13 +218,28 @@ class ServerMetrics:
             labels = {"endpoint": context.route, "model": self.model, "status": status}
             self.requests.labels(**labels, finish_reason=context.finish_reason()).inc()
 
-    def render(self) -> bytes:
-        """The exposition text: this process's registry, or every front end's series."""
-        if self._multiprocess_dir is None:
-            return generate_latest(self.registry)
-        merged = CollectorRegistry()
-        MultiProcessCollector(merged, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
-        return generate_latest(merged)
+    def render(self, names: Sequence[str] = ()) -> bytes:
+        """The exposition text: this process's registry, or every front end's series. `names`: only
+        these samples (vLLM's /metrics?name[]=...: prometheus-client matches sample names, so a
+        histogram is asked for as its _bucket, _count and _sum)."""
+        registry = self._exposed
+        if self._multiprocess_dir is not None:
+            # auto_describe: restricted_registry finds a collector by the names it yields; the files
+            # are then read twice, so only when filtering
+            registry = CollectorRegistry(auto_describe=bool(names))
+            MultiProcessCollector(registry, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
+            registry.register(FrontEndProcesses(self._multiprocess_dir))
+        if names:
+            return generate_latest(registry.restricted_registry(names))
+        return generate_latest(registry)
+
+
+def _long_latency_buckets(request_timeout: float | None) -> tuple[float, ...]:
+    """The latency buckets up to the request timeout: the default's 600 s, or a longer timeout."""
+    longest = (
+        (request_timeout,) if request_timeout is not None and request_timeout > _LONG_BUCKETS[-1] else ()
+    )
+    return (*_LATENCY_BUCKETS, *_LONG_BUCKETS, *longest)
 
 
 class RequestTimer:

@@ -26,6 +26,7 @@ REQUESTS = 16
 MAX_TOKENS = 12
 CHAT_OK = 'route="/v1/chat/completions",status="200"'
 CHAT_LENGTH = 'endpoint="/v1/chat/completions",finish_reason="length",model="tiny-mixtral",status="200"'
+ENGINE = 'engine="0",model_name="tiny-mixtral"'
 COUNTED = (
     ("mixtral_http_requests_total", CHAT_OK, REQUESTS),
     ("mixtral_generation_tokens_total", "", REQUESTS * MAX_TOKENS),
@@ -34,6 +35,11 @@ COUNTED = (
     # The engine's timings, from each front end's own requests.
     ("mixtral_inter_token_latency_seconds_count", "", REQUESTS * (MAX_TOKENS - 1)),
     ("mixtral_request_queue_time_seconds_count", "", REQUESTS),
+    # vLLM's own families, each front end counting its own requests, summed over both.
+    ("vllm:generation_tokens_total", ENGINE, REQUESTS * MAX_TOKENS),
+    ("vllm:request_success_total", 'engine="0",finished_reason="length",model_name="tiny-mixtral"', REQUESTS),
+    ("vllm:e2e_request_latency_seconds_count", ENGINE, REQUESTS),
+    ("vllm:inter_token_latency_seconds_count", ENGINE, REQUESTS * (MAX_TOKENS - 1)),
 )
 
 
@@ -84,6 +90,8 @@ async def test_two_front_ends_share_one_engine_and_one_metrics_view(two_front_en
         if line.startswith("mixtral_http_requests_total{")
     )
     assert sum(per_server.values()) == all_routes
+    for pid in front_end_pids(two_front_ends, 2):  # each front end's own process series
+        assert metric_value(scrapes[-1], "process_resident_memory_bytes", f'pid="{pid}"') > 0
     text = two_front_ends.log.read_text()
     assert "front end 0 of 2" in text and "front end 1 of 2" in text
     assert text.count("warm-up: ") == 1  # one engine, warmed once
@@ -143,8 +151,11 @@ async def _stream(http: httpx.AsyncClient, tokens: int, started: asyncio.Event) 
 
 
 def _engine_load(text: str) -> float:
-    names = ("mixtral_num_requests_running", "mixtral_num_requests_waiting")
-    return sum(metric_value(text, name) for name in names)
+    """Ours and vLLM's running and waiting gauges (vLLM's stamped by the engine core as ours)."""
+    ours = ("mixtral_num_requests_running", "mixtral_num_requests_waiting")
+    vllms = ("vllm:num_requests_running", "vllm:num_requests_waiting")
+    assert all(f"{name}{{{ENGINE}}} " in text for name in vllms)
+    return sum(metric_value(text, name) for name in ours) + sum(metric_value(text, n, ENGINE) for n in vllms)
 
 
 async def test_engine_gauges_read_0_on_an_idle_engine_though_a_front_end_handled_old_reports_last(

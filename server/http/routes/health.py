@@ -63,5 +63,7 @@ async def version(state: StateDep) -> VersionInfo:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(state: StateDep) -> Response:
-    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(state: StateDep, request: Request) -> Response:
+    """`?name[]=a&name[]=b`: only those samples, as vLLM's /metrics (prometheus-client's handler)."""
+    names = request.query_params.getlist("name[]")
+    return Response(state.metrics.render(names), media_type=CONTENT_TYPE_LATEST)
