@@ -158,6 +158,11 @@ def create_app(
     install_cors(app, settings)
     # Outermost: it counts and logs every answer, those of the middlewares above included.
     app.add_middleware(ObserveMiddleware, metrics=metrics, log_content=settings.log_request_content)
+    _include_routers(app, settings)
+    return app
+
+
+def _include_routers(app: FastAPI, settings: Settings) -> None:
     for module in (chat, chat_batch, completions, invocations, models, responses, tokenize):
         app.include_router(module.router, dependencies=[Depends(get_caller)])
     if settings.allow_runtime_lora:  # reads host paths into the engine: only when asked for
@@ -166,4 +171,3 @@ def create_app(
         app.include_router(admin.router, dependencies=[Depends(admin.require_admin)])
     app.include_router(health.router, dependencies=[Depends(check_operations_key)])
     app.include_router(page.router)  # the page asks for a key itself when the API needs one
-    return app
