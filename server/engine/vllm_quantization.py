@@ -3,8 +3,9 @@
 vLLM would find a wrong name too, but only deep in its config, as a long validation error; and the
 list changes between releases (0.26 still has `bitsandbytes`, 0.32 dropped it and renamed online
 FP8 to `fp8_per_tensor`, keeping `fp8` as a deprecated alias). So the check asks vLLM for its list
-rather than keeping one here. One refusal is ours: bitsandbytes on a mixture-of-experts model,
-which no pinned vLLM can load (see check_quantization).
+rather than keeping one here. Two refusals are ours: bitsandbytes on a mixture-of-experts model,
+which no pinned vLLM can load (see check_quantization), and a 4-bit compressed-tensors Mixtral on a
+CPU whose vLLM backend has no int4 MoE kernel for it (see check_int4_moe_on_cpu).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def check_quantization(method: str | None, model_path: str) -> None:
             "--quantization bitsandbytes cannot load a mixture-of-experts model such as Mixtral: "
             "vLLM 0.26's bitsandbytes loader does not quantize the experts (its engine fails at start) "
             "and vLLM 0.32 no longer has the method. For 4-bit Mixtral, serve an AWQ or GPTQ "
-            "checkpoint (see docs/models.md, Quantized weights)."
+            "checkpoint, or make one from the bf16 checkpoint with `mixtral-serve quantize SRC DST "
+            "--scheme w4a16` (see docs/models.md, Quantized weights)."
         )
     if method is None or method in QUANTIZATION_METHODS:
         return
