@@ -180,10 +180,15 @@ def quantize_shard(src: Path, dst: Path, report: QuantizeReport) -> dict[str, st
     return dict.fromkeys(out, dst.name)
 
 
+# Weights in other formats that checkpoints ship beside the safetensors shards (Mixtral-8x7B's
+# repository also holds its original consolidated.*.pt, 93 GB): bf16 copies, not for the 4-bit folder.
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".gguf")
+
+
 def copy_side_files(src: Path, dst: Path) -> None:
     """Tokenizer, generation config, chat template...: everything but the weights and the config."""
     for item in src.iterdir():
-        if item.suffix == ".safetensors" or item.name in ("config.json", "model.safetensors.index.json"):
+        if item.suffix in WEIGHT_SUFFIXES or item.name in ("config.json", "model.safetensors.index.json"):
             continue
         if item.is_file():
             shutil.copy2(item, dst / item.name)

@@ -107,6 +107,7 @@ def checkpoint(tmp_path: Path) -> Path:
     (src / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     (src / "config.json").write_text(json.dumps({"model_type": "mixtral", "num_local_experts": 8}))
     (src / "tokenizer.json").write_text("{}")
+    (src / "consolidated.00.pt").write_bytes(b"original weights")
     return src
 
 
@@ -136,6 +137,7 @@ def test_checkpoint_keeps_its_shards_and_copies_what_it_does_not_quantize_byte_f
                 assert after[name].view(torch.uint8).equal(before[name].view(torch.uint8)), name
                 assert index[name] == shard
     assert (dst / "tokenizer.json").read_text() == "{}"
+    assert not (dst / "consolidated.00.pt").exists()  # the bf16 weights in another format stay behind
 
 
 def test_config_is_read_by_vllm_as_w4a16_groups_of_128_with_the_router_and_lm_head_ignored(
