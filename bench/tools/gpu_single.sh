@@ -22,7 +22,8 @@
 #                  clients' JSON; bench/studies/quant_throughput/quant_throughput.py OUT tabulates them.
 # lora             the GPU tests (tests/gpu): LoRA through the server against PEFT's merged model,
 #                  run-time adapter load/unload, no kernel compiles while serving adapters,
-#                  bitsandbytes 4-bit on the tiny Mistral-7B (dense; refused on Mixtral).
+#                  bitsandbytes 4-bit on the tiny Mistral-7B (dense; refused on Mixtral), LoRA on the
+#                  tiny Mixtral quantized by `mixtral-serve quantize --scheme w4a16`.
 # load-agreement   one server (ours, TP=1, bf16, our GPU defaults), then, for each load, vLLM's
 #                  `vllm bench serve` and our `mixtral-load` on the same load
 #                  (bench/tools/load_vs_vllm.py); POINTS="c:n ..." and ROUNDS (alternations per point)
@@ -70,7 +71,7 @@ case $run in
     # tests' own figures. Each test file on its own, so one that hangs cannot hide the other's result.
     # The generated checkpoints land there too: leave out *.safetensors when copying OUT away.
     # A test that timed out leaves its server running: stopped before the next file starts.
-    for file in tests/gpu/test_lora_merge.py tests/gpu/test_lora_warmup.py tests/gpu/test_bitsandbytes.py; do
+    for file in tests/gpu/test_lora_merge.py tests/gpu/test_lora_warmup.py tests/gpu/test_bitsandbytes.py tests/gpu/test_w4a16_lora.py; do
       name=$(basename "$file" .py)
       timeout "${TEST_TIMEOUT:-240}" python -m pytest "$file" -v -s -rA -p no:cacheprovider \
         --basetemp "$out/$name" 2>&1 | tee "$out/$name.log" || true
