@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 SCHEMES = ("w4a16",)
 GROUP_SIZE = 128
 BITS = 4
+CHUNK_ROWS = 1024
 FORMAT = "pack-quantized"
 
 # The Linear layers whose weights become int4: attention projections, Mixtral's experts (w1, w3 up,
@@ -94,10 +95,21 @@ def is_quantized(name: str, tensor: torch.Tensor) -> bool:
 def quantize_weight(weight: torch.Tensor) -> dict[str, torch.Tensor]:
     """One Linear weight [out, in] as compressed-tensors' pack-quantized triple: `weight_packed`
     (int32, eight 4-bit values each), `weight_scale` ([out, in/128], the weight's dtype) and
-    `weight_shape`."""
+    `weight_shape`. Rows are quantized CHUNK_ROWS at a time (groups never span rows), so the float32
+    temporaries stay small beside an expert's 14336 x 4096 weight."""
     rows, cols = weight.shape
     if cols % GROUP_SIZE:
         raise ValueError(f"input width {cols} is not a multiple of the group size {GROUP_SIZE}")
+    parts = [_quantize_rows(weight[start : start + CHUNK_ROWS]) for start in range(0, rows, CHUNK_ROWS)]
+    return {
+        "weight_packed": torch.cat([packed for packed, _ in parts]),
+        "weight_scale": torch.cat([scale for _, scale in parts]).contiguous(),
+        "weight_shape": torch.tensor([rows, cols], dtype=torch.int64),
+    }
+
+
+def _quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    rows, cols = weight.shape
     args = weight_args()
     groups = weight.float().reshape(rows, cols // GROUP_SIZE, GROUP_SIZE)
     scale, zero_point = calculate_qparams(groups.amin(dim=-1), groups.amax(dim=-1), args)
@@ -105,11 +117,7 @@ def quantize_weight(weight: torch.Tensor) -> dict[str, torch.Tensor]:
     values = quantize(
         x=weight.float(), scale=scale.float(), zero_point=zero_point, args=args, dtype=torch.int8
     )
-    return {
-        "weight_packed": pack_to_int32(values, BITS),
-        "weight_scale": scale.contiguous(),
-        "weight_shape": torch.tensor([rows, cols], dtype=torch.int64),
-    }
+    return pack_to_int32(values, BITS), scale
 
 
 def dequantize_weight(packed: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -34,7 +34,9 @@ def random_weight(rows: int, cols: int, seed: int) -> torch.Tensor:
     return weight.to(torch.bfloat16)
 
 
-@pytest.mark.parametrize(("rows", "cols", "seed"), [(HIDDEN, HIDDEN, 0), (FFN, HIDDEN, 1), (HIDDEN, FFN, 2)])
+@pytest.mark.parametrize(
+    ("rows", "cols", "seed"), [(HIDDEN, HIDDEN, 0), (FFN, HIDDEN, 1), (HIDDEN, FFN, 2), (2500, HIDDEN, 3)]
+)
 def test_round_trip_error_is_at_most_half_a_step_in_every_group(rows: int, cols: int, seed: int) -> None:
     weight = random_weight(rows, cols, seed)
     packed = quantize_weight(weight)
