@@ -5,23 +5,25 @@
 #   bash bench/tools/gpu_single.sh RUN OUT  RUN: quant-memory | quant-throughput | lora | load-agreement
 #
 # quant-memory     our server on Mixtral-8x7B's config with dummy weights, TP=1, once per checkpoint
-#                  shape: AWQ and GPTQ 4-bit (bench/models/mixtral-8x7b-{awq,gptq}: the real config
-#                  plus the quantization_config those checkpoints ship, no --quantization flag: vLLM
+#                  shape: AWQ, GPTQ and W4A16 4-bit (bench/models/mixtral-8x7b-{awq,gptq,w4a16}: the real config
+#                  plus the quantization_config those checkpoints ship, or that `mixtral-serve quantize
+#                  --scheme w4a16` writes (compressed-tensors), no --quantization flag: vLLM
 #                  reads the method from the checkpoint, as it would from a downloaded one), then the
-#                  bf16 shape with --quantization fp8. Each start ends with one chat request; the
+#                  bf16 shape with --quantization fp8 (SHAPES="w4a16 ..." picks others). Each start ends with one chat request; the
 #                  weights' memory is vLLM's "Model loading took" line (OUT/quant-memory.json).
 #                  RANK_OF_TP=2: the same on the shapes one GPU holds at TP=2
 #                  (bench/studies/rank_shape/rank_shape.py), for want of a machine with two GPUs, plus
 #                  the bf16 shape itself, whose TP=2 run on two GPUs was measured (43.51 GiB per GPU):
 #                  the check on the method.
 # quant-throughput our server, TP=1, our GPU defaults (CUDA graphs, 4 front ends), on each of SHAPES
-#                  (awq, gptq, fp8 or bf16, the reference; default "awq"; one shape fits a 10-minute
+#                  (awq, gptq, w4a16, fp8 or bf16, the reference; default "awq"; one shape fits a 10-minute
 #                  slot), then `vllm bench serve` at the load-agreement run's loads (POINTS,
 #                  "c:n,..."): bench/tools/serve_bench.py run, OUT/ours-SHAPE-tp1.json and the
 #                  clients' JSON; bench/studies/quant_throughput/quant_throughput.py OUT tabulates them.
 # lora             the GPU tests (tests/gpu): LoRA through the server against PEFT's merged model,
 #                  run-time adapter load/unload, no kernel compiles while serving adapters,
-#                  bitsandbytes 4-bit on the tiny Mistral-7B (dense; refused on Mixtral).
+#                  bitsandbytes 4-bit on the tiny Mistral-7B (dense; refused on Mixtral), LoRA on the
+#                  tiny Mixtral quantized by `mixtral-serve quantize --scheme w4a16`.
 # load-agreement   one server (ours, TP=1, bf16, our GPU defaults), then, for each load, vLLM's
 #                  `vllm bench serve` and our `mixtral-load` on the same load
 #                  (bench/tools/load_vs_vllm.py); POINTS="c:n ..." and ROUNDS (alternations per point)
@@ -33,14 +35,14 @@ mkdir -p "$out"
 started=$SECONDS
 left() { echo $((${DEADLINE:-560} - (SECONDS - started))); }
 dummy=(--load-format dummy --tensor-parallel-size 1 --max-model-len 4096 --served-model-name mixtral-8x7b)
-# A shape's config folder and flags: awq and gptq are checkpoint shapes that name their own method,
+# A shape's config folder and flags: awq, gptq and w4a16 are checkpoint shapes that name their own method,
 # fp8 the bf16 shape quantized while loading.
 shape_model() { if [ "$1" = fp8 ] || [ "$1" = bf16 ]; then echo bench/models/mixtral-8x7b; else echo "bench/models/mixtral-8x7b-$1"; fi; }
 shape_flags() { if [ "$1" = fp8 ]; then echo --quantization fp8; fi; }
 
 case $run in
   quant-memory)
-    shapes="awq gptq fp8"; tp=tp1
+    shapes=${SHAPES:-awq gptq fp8}; tp=tp1
     if [ -n "${RANK_OF_TP:-}" ]; then shapes="bf16 awq gptq fp8"; tp=tp${RANK_OF_TP}rank; fi
     for shape in $shapes; do
       if [ "$(left)" -lt 120 ]; then echo "skipping $shape: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
@@ -69,7 +71,7 @@ case $run in
     # tests' own figures. Each test file on its own, so one that hangs cannot hide the other's result.
     # The generated checkpoints land there too: leave out *.safetensors when copying OUT away.
     # A test that timed out leaves its server running: stopped before the next file starts.
-    for file in tests/gpu/test_lora_merge.py tests/gpu/test_lora_warmup.py tests/gpu/test_bitsandbytes.py; do
+    for file in tests/gpu/test_lora_merge.py tests/gpu/test_lora_warmup.py tests/gpu/test_bitsandbytes.py tests/gpu/test_w4a16_lora.py; do
       name=$(basename "$file" .py)
       timeout "${TEST_TIMEOUT:-240}" python -m pytest "$file" -v -s -rA -p no:cacheprovider \
         --basetemp "$out/$name" 2>&1 | tee "$out/$name.log" || true

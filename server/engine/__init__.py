@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from server.config import Settings
@@ -32,3 +33,15 @@ def run_headless(settings: Settings) -> int:
     from server.engine.vllm_headless import run_headless as run
 
     return run(settings)
+
+
+def quantize_checkpoint(src: Path, dst: Path, scheme: str) -> Any:
+    from server.engine.quantize import quantize_checkpoint as run
+
+    return run(src, dst, scheme)
+
+
+def quantization_schemes() -> tuple[str, ...]:
+    from server.engine.quantize import SCHEMES
+
+    return SCHEMES

@@ -48,7 +48,7 @@ from server.engine.vllm_health import EngineHealth
 from server.engine.vllm_logprobs import RequestTexts, output_logprobs, prompt_logprobs
 from server.engine.vllm_lora import LoRARegistry
 from server.engine.vllm_metrics import vllm_logger_class
-from server.engine.vllm_quantization import check_quantization
+from server.engine.vllm_quantization import check_int4_moe_on_cpu, check_quantization
 from server.engine.vllm_stats import StatsRecorder
 from server.engine.vllm_structured import engine_config, structured_outputs, verify
 from server.errors import EngineError, EngineUnavailableError, InvalidRequestError
@@ -97,6 +97,7 @@ def use_persistent_compile_caches(cache_dir: Path) -> None:
 
 def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
     check_quantization(settings.quantization, model_path)
+    check_int4_moe_on_cpu(model_path)
     use_persistent_compile_caches(settings.cache_dir)
     kwargs: dict[str, Any] = {
         "model": model_path,

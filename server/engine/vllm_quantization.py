@@ -3,14 +3,22 @@
 vLLM would find a wrong name too, but only deep in its config, as a long validation error; and the
 list changes between releases (0.26 still has `bitsandbytes`, 0.32 dropped it and renamed online
 FP8 to `fp8_per_tensor`, keeping `fp8` as a deprecated alias). So the check asks vLLM for its list
-rather than keeping one here. One refusal is ours: bitsandbytes on a mixture-of-experts model,
-which no pinned vLLM can load (see check_quantization).
+rather than keeping one here. Two refusals are ours: bitsandbytes on a mixture-of-experts model,
+which no pinned vLLM can load (see check_quantization), and a 4-bit compressed-tensors Mixtral on a
+CPU whose vLLM backend has no int4 MoE kernel for it (see check_int4_moe_on_cpu).
 """
 
 from __future__ import annotations
 
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
 import vllm
 from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+from vllm.platforms import current_platform
 
 from server.engine.model_shape import is_mixture_of_experts
 
@@ -33,7 +41,8 @@ def check_quantization(method: str | None, model_path: str) -> None:
             "--quantization bitsandbytes cannot load a mixture-of-experts model such as Mixtral: "
             "vLLM 0.26's bitsandbytes loader does not quantize the experts (its engine fails at start) "
             "and vLLM 0.32 no longer has the method. For 4-bit Mixtral, serve an AWQ or GPTQ "
-            "checkpoint (see docs/models.md, Quantized weights)."
+            "checkpoint, or make one from the bf16 checkpoint with `mixtral-serve quantize SRC DST "
+            "--scheme w4a16` (see docs/models.md, Quantized weights)."
         )
     if method is None or method in QUANTIZATION_METHODS:
         return
@@ -43,3 +52,42 @@ def check_quantization(method: str | None, model_path: str) -> None:
         f"--quantization {method!r} is not a quantization method of vLLM {vllm.__version__}. "
         f"For Mixtral: {', '.join(documented)} (see docs/models.md); it also knows: {', '.join(others)}."
     )
+
+
+def int4_weights(model_path: str) -> bool:
+    """Whether the checkpoint's config.json declares compressed-tensors int4 weights (what
+    `mixtral-serve quantize --scheme w4a16` and llm-compressor's W4A16 write). A model id that is
+    not a local folder is not read here."""
+    config_file = Path(model_path) / "config.json"
+    if not config_file.is_file():
+        return False
+    quant: dict[str, Any] = json.loads(config_file.read_text()).get("quantization_config") or {}
+    if quant.get("quant_method") != "compressed-tensors":
+        return False
+    groups = quant.get("config_groups") or {}
+    return any(
+        isinstance(group, dict)
+        and (group.get("weights") or {}).get("num_bits") == 4
+        and (group.get("weights") or {}).get("type", "int") == "int"
+        for group in groups.values()
+    )
+
+
+def cpu_runs_int4_moe() -> bool:
+    """vLLM's CPU backend (0.32) has one int4 MoE kernel outside AMD's optional zentorch, and it
+    needs an x86 CPU with AMX tiles (Sapphire Rapids and later); vLLM asks torch the same way."""
+    return platform.machine().lower() in ("x86_64", "amd64") and bool(torch.cpu._is_amx_tile_supported())
+
+
+def check_int4_moe_on_cpu(model_path: str) -> None:
+    """Refuse an int4 Mixtral on a CPU without AMX at start, naming the reason; vLLM itself would
+    find no MoE kernel for it only while loading the weights, in a long traceback."""
+    if not current_platform.is_cpu() or cpu_runs_int4_moe() or not int4_weights(model_path):
+        return
+    if is_mixture_of_experts(model_path):
+        raise ValueError(
+            f"{model_path} holds 4-bit (W4A16) Mixtral weights, and vLLM's CPU backend runs 4-bit "
+            "mixture-of-experts layers only on an Intel CPU with AMX (lscpu flag amx_tile, Xeon "
+            "Sapphire Rapids or later); this CPU has none. Serve the bf16 checkpoint here, or the "
+            "4-bit one on a GPU."
+        )

@@ -4,7 +4,8 @@ Precedence: command-line flag, then MIXTRAL_* environment variable, then the def
 
 Exit status: 0 after a clean stop (SIGTERM/SIGINT, open requests drained), 1 when the engine died
 (a supervisor should start a new server), 2 for flags that are unknown, out of range or do not go
-together, 3 when the server failed to start.
+together, 3 when the server failed to start. `mixtral-serve quantize ...` is the checkpoint
+quantizer instead (server/process/quantize_cli.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from server.engine import default_api_server_count, run_headless
 from server.http.deps import app_state
 from server.observability import logs
 from server.process.frontends import serve_multiprocess
+from server.process.quantize_cli import main as quantize_main
 from server.process.serve import exit_now, serve
 
 
@@ -57,8 +59,11 @@ def front_end_count(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["quantize"]:  # `mixtral-serve quantize SRC DST`: a tool, no server
+        sys.exit(quantize_main(args[1:]))
     try:
-        settings = parse_settings(argv)
+        settings = parse_settings(args)
     except ValidationError as exc:  # flags that parse but do not go together, or out of range
         sys.stderr.write(f"mixtral-serve: error: {flag_errors(exc)}\n")
         sys.exit(2)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "quant_memory"))
 from quant_memory import summarize  # noqa: E402
 
 REFERENCE = "bf16"
-ORDER = ("bf16", "fp8", "awq", "gptq")  # rows in this order; other shapes after them
+ORDER = ("bf16", "fp8", "awq", "gptq", "w4a16")  # rows in this order; other shapes after them
 HEADER = (
     "| checkpoint | weights GiB | KV cache GiB | concurrency (prompts) | out tok/s | / bf16 "
     "| TTFT p50 / p99 ms | ITL p50 / p99 ms | TPOT p50 ms | failed |\n" + "|---" * 10 + "|"

@@ -1,0 +1,38 @@
+"""QLoRA's serving half on a GPU, on Mixtral: a LoRA adapter on the tiny Mixtral quantized by
+`mixtral-serve quantize --scheme w4a16` (Marlin W4A16 experts), against the same adapter on the bf16
+base (tests/w4a16_lora.py). vLLM 0.32's Marlin MoE experts take LoRA by its source; not yet run on
+0.26. The CPU backend runs no LoRA on Mixtral (tests/multihost/test_w4a16_lora.py is the dense one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from server.engine.tiny import ensure_tiny_model
+from tests.conftest import cache_dir
+from tests.w4a16_lora import compare, make_checkpoints, mean_gap
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="LoRA on Mixtral needs a CUDA GPU")]
+MEAN_GAP = 1.0
+
+
+@pytest.fixture(scope="module")
+async def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return await compare(
+        make_checkpoints(ensure_tiny_model(cache_dir()), tmp_path_factory.mktemp("w4a16-lora"))
+    )
+
+
+async def test_adapter_on_the_4bit_mixtral_scores_text_like_on_the_bf16_one(runs: dict[str, Any]) -> None:
+    gaps = mean_gap(runs["w4a16"], runs["bf16"])
+    adapter = mean_gap(runs["bf16 without adapter"], runs["bf16"])
+    print(f"quantization gap {gaps:.3f} adapter's effect {adapter:.3f}")  # noqa: T201
+    assert gaps < MEAN_GAP and gaps < adapter / 10, (gaps, adapter)
+
+
+async def test_adapter_changes_the_4bit_mixtrals_answer(runs: dict[str, Any]) -> None:
+    for adapted, base in zip(runs["zh"], runs["base"], strict=True):
+        assert adapted != base
