@@ -93,3 +93,21 @@ def mean_gap(one: list[list[float]], other: list[list[float]]) -> float:
     return statistics.mean(
         abs(a - b) for x, y in zip(one, other, strict=True) for a, b in zip(x, y, strict=True)
     )
+
+
+# Mean |log-probability gap| per token allowed between the adapter on the 4-bit base and on bf16.
+MEAN_GAP = 1.0
+
+
+def assert_scores_like_bf16(runs: dict[str, Any]) -> None:
+    """The adapter's bf16 text scored on the 4-bit base stays close to its bf16 scores: within
+    MEAN_GAP, and within a tenth of the adapter's own effect (the bf16 base scoring it without it)."""
+    gaps = mean_gap(runs["w4a16"], runs["bf16"])
+    adapter = mean_gap(runs["bf16 without adapter"], runs["bf16"])
+    print(f"quantization gap {gaps:.3f} adapter's effect {adapter:.3f}")  # noqa: T201
+    assert gaps < MEAN_GAP and gaps < adapter / 10, (gaps, adapter)
+
+
+def assert_adapter_changes_answers(runs: dict[str, Any]) -> None:
+    for adapted, base in zip(runs["zh"], runs["base"], strict=True):
+        assert adapted != base
