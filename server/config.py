@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     )
     dtype: str = Field("auto", description="auto, bfloat16, float16 or float32.")
     quantization: str | None = Field(None, description="A vLLM quantization method, e.g. fp8.")
+    linear_backend: str | None = Field(
+        None,
+        description="Kernel family for quantized linear layers (vLLM's --linear-backend: auto, marlin, "
+        "machete, ...). Unset: marlin for a 4-bit compressed-tensors checkpoint on a GPU (measured "
+        "faster than vLLM's pick, see docs/models.md), vLLM's own choice otherwise.",
+    )
     enforce_eager: bool = Field(False, description="Disable CUDA graphs and torch.compile.")
     enable_prefix_caching: bool | None = Field(None, description="Reuse KV cache across shared prefixes.")
     load_format: str = Field("auto", description="auto, safetensors, ... or dummy (random weights).")

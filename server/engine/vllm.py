@@ -48,7 +48,7 @@ from server.engine.vllm_health import EngineHealth
 from server.engine.vllm_logprobs import RequestTexts, output_logprobs, prompt_logprobs
 from server.engine.vllm_lora import LoRARegistry
 from server.engine.vllm_metrics import vllm_logger_class
-from server.engine.vllm_quantization import check_int4_moe_on_cpu, check_quantization
+from server.engine.vllm_quantization import check_int4_moe_on_cpu, check_quantization, linear_backend
 from server.engine.vllm_stats import StatsRecorder
 from server.engine.vllm_structured import engine_config, structured_outputs, verify
 from server.errors import EngineError, EngineUnavailableError, InvalidRequestError
@@ -112,6 +112,7 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
         "max_num_batched_tokens": settings.max_num_batched_tokens,
         "dtype": settings.dtype,
         "quantization": settings.quantization,
+        "linear_backend": linear_backend(settings.linear_backend, model_path),
         "enforce_eager": settings.enforce_eager,
         "enable_prefix_caching": settings.enable_prefix_caching,
         "load_format": settings.load_format,

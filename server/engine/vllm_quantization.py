@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 import vllm
+from vllm.config.kernel import LinearBackend
 from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
 from vllm.platforms import current_platform
 
@@ -54,23 +55,36 @@ def check_quantization(method: str | None, model_path: str) -> None:
     )
 
 
-def int4_weights(model_path: str) -> bool:
-    """Whether the checkpoint's config.json declares compressed-tensors int4 weights (what
+def _int4_groups(model_path: str) -> list[dict[str, Any]]:
+    """The config groups of a compressed-tensors checkpoint whose weights are int4 (what
     `mixtral-serve quantize --scheme w4a16` and llm-compressor's W4A16 write). A model id that is
     not a local folder is not read here."""
     config_file = Path(model_path) / "config.json"
     if not config_file.is_file():
-        return False
+        return []
     quant: dict[str, Any] = json.loads(config_file.read_text()).get("quantization_config") or {}
     if quant.get("quant_method") != "compressed-tensors":
-        return False
+        return []
     groups = quant.get("config_groups") or {}
-    return any(
-        isinstance(group, dict)
+    return [
+        group
+        for group in groups.values()
+        if isinstance(group, dict)
         and (group.get("weights") or {}).get("num_bits") == 4
         and (group.get("weights") or {}).get("type", "int") == "int"
-        for group in groups.values()
-    )
+    ]
+
+
+def int4_weights(model_path: str) -> bool:
+    """Whether the checkpoint's config.json declares compressed-tensors int4 weights."""
+    return bool(_int4_groups(model_path))
+
+
+def int4_weight_only(model_path: str) -> bool:
+    """Int4 weights with bf16/fp16 activations (W4A16), not W4A8: the layers vLLM runs on its
+    mixed-precision kernels (Machete, Marlin)."""
+    groups = _int4_groups(model_path)
+    return bool(groups) and all(not group.get("input_activations") for group in groups)
 
 
 def cpu_runs_int4_moe() -> bool:
@@ -91,3 +105,24 @@ def check_int4_moe_on_cpu(model_path: str) -> None:
             "Sapphire Rapids or later); this CPU has none. Serve the bf16 checkpoint here, or the "
             "4-bit one on a GPU."
         )
+
+
+def linear_backend(chosen: str | None, model_path: str) -> str | None:
+    """The kernel family for quantized linear layers (vLLM's `--linear-backend`), checked against the
+    installed vLLM's list. Unset, a W4A16 compressed-tensors checkpoint on Hopper gets Marlin: vLLM
+    0.26 and 0.32 pick Machete there for the attention projections, and Marlin measured faster at 64
+    streams on an H200 (docs/models.md, 4-bit from the bf16 checkpoint). Elsewhere vLLM already
+    picks Marlin (Ampere, Blackwell: Machete is Hopper-only) or its own choice is kept."""
+    known = get_args(LinearBackend)
+    if chosen is not None:
+        backend = chosen.lower().replace("-", "_")
+        if backend not in known:
+            raise ValueError(
+                f"--linear-backend {chosen!r} is not a linear backend of vLLM {vllm.__version__}; "
+                f"it knows: {', '.join(known)}."
+            )
+        return backend
+    hopper = current_platform.is_cuda() and current_platform.is_device_capability(90)
+    if hopper and int4_weight_only(model_path):
+        return "marlin"
+    return None
