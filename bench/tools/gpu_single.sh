@@ -18,7 +18,7 @@
 # quant-throughput our server, TP=1, our GPU defaults (CUDA graphs, 4 front ends), on each of SHAPES
 #                  (awq, gptq, w4a16, fp8 or bf16, the reference; default "awq"; one shape fits a 10-minute
 #                  slot), then `vllm bench serve` at the load-agreement run's loads (POINTS,
-#                  "c:n,..."): bench/tools/serve_bench.py run, OUT/ours-SHAPE-tp1.json and the
+#                  "c:n,..."; SERVER_FLAGS adds server flags, TAG names the run in its label): bench/tools/serve_bench.py run, OUT/ours-SHAPE-tp1.json and the
 #                  clients' JSON; bench/studies/quant_throughput/quant_throughput.py OUT tabulates them.
 # lora             the GPU tests (tests/gpu): LoRA through the server against PEFT's merged model,
 #                  run-time adapter load/unload, no kernel compiles while serving adapters,
@@ -59,11 +59,11 @@ case $run in
     ;;
   quant-throughput)
     for shape in ${SHAPES:-awq}; do
-      if [ "$(left)" -lt 300 ]; then echo "skipping $shape: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
-      read -r -a extra <<< "$(shape_flags "$shape")"
-      python bench/tools/serve_bench.py run --server ours --label "ours-$shape-tp1" --out "$out" \
+      if [ "$(left)" -lt "${NEED:-300}" ]; then echo "skipping $shape: $(left) s left" | tee -a "$out/skipped.txt"; continue; fi
+      read -r -a extra <<< "$(shape_flags "$shape") ${SERVER_FLAGS:-}"
+      python bench/tools/serve_bench.py run --server ours --label "ours-$shape${TAG:+-$TAG}-tp1" --out "$out" \
         --prepare-dummy "$(shape_model "$shape")" --points "${POINTS:-256:768,64:256,16:96,1:8}" \
-        --warmup 64:64 --deadline "$(left)" -- "${dummy[@]}" "${extra[@]}" || true
+        --warmup "${WARMUP:-64:64}" --deadline "$(left)" -- "${dummy[@]}" "${extra[@]}" || true
     done
     ;;
   lora)

@@ -108,6 +108,9 @@ def client_command(
     args: argparse.Namespace, model_name: str, point: tuple[int, int], filename: str
 ) -> list[str]:
     concurrency, prompts = point
+    # A new seed for each point: vllm bench serve's random prompts depend only on the seed, so a
+    # point with the default seed would replay the earlier points' prompts from the prefix cache.
+    seed = sum(1 for _ in args.out.glob(f"{args.label}.*.client.log"))
     return [
         *vllm_cli(), "bench", "serve",
         "--backend", "openai-chat", "--endpoint", "/v1/chat/completions",
@@ -116,7 +119,7 @@ def client_command(
         "--dataset-name", "random",
         "--random-input-len", str(args.input_len), "--random-output-len", str(args.output_len),
         "--num-prompts", str(prompts), "--max-concurrency", str(concurrency), "--request-rate", "inf",
-        "--ignore-eos", "--temperature", "0",
+        "--ignore-eos", "--temperature", "0", "--seed", str(seed),
         "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
         "--disable-tqdm",
         "--save-result", "--result-dir", str(args.out), "--result-filename", filename,
@@ -206,6 +209,9 @@ def run_point(
     args: argparse.Namespace, clock: Clock, model_name: str, point: tuple[int, int], warmup: bool
 ) -> dict[str, Any]:
     tag = f"{args.label}.c{point[0]}.n{point[1]}{'.warmup' if warmup else ''}"
+    repeat = 2
+    while (args.out / f"{tag}.client.log").exists():  # a point measured again keeps its own files
+        tag, repeat = f"{args.label}.c{point[0]}.n{point[1]}.r{repeat}", repeat + 1
     cmd = client_command(args, model_name, point, f"{tag}.result.json")
     record: dict[str, Any] = {"concurrency": point[0], "num_prompts": point[1], "warmup": warmup}
     record["client_command"] = cmd
