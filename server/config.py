@@ -101,6 +101,20 @@ class Settings(BaseSettings):
         None, ge=1 << 20, description="KV-cache size in bytes. On CPU it defaults to 1 GiB."
     )
     max_logprobs: int = Field(20, ge=0, le=20, description="Most top_logprobs a request may ask for.")
+    timeout_keep_alive: int = Field(
+        75,
+        ge=1,
+        description="Seconds an idle HTTP keep-alive connection stays open. Longer than the pools of "
+        "clients and load balancers (aiohttp 15-60 s, ALBs 60 s), so they never reuse a connection "
+        "we closed; uvicorn's and vLLM's 5 s lost requests and stalled them 5 s under load.",
+    )
+    stream_interval: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Tokens per streamed event (vLLM's --stream-interval). 1: each token as soon as "
+        "it is made; a stream that falls behind still gets the tokens it missed in one event.",
+    )
     scheduling_policy: Literal["fcfs", "priority"] = Field(
         "fcfs",
         description="fcfs: requests run in arrival order; priority: by each request's `priority` "

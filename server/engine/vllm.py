@@ -118,6 +118,7 @@ def engine_args(settings: Settings, model_path: str) -> AsyncEngineArgs:
         "load_format": settings.load_format,
         "seed": settings.seed,
         "max_logprobs": settings.max_logprobs,
+        "stream_interval": settings.stream_interval,
         "kv_cache_memory_bytes": settings.kv_cache_memory_bytes,
         "jit_monitor_verbose": settings.log_kernel_compiles,
         "disable_log_stats": True,  # our stats recorder turns stats on; no periodic log spam

@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import CliSettingsSource
 
@@ -24,7 +23,7 @@ from server.http.deps import app_state
 from server.observability import logs
 from server.process.frontends import serve_multiprocess
 from server.process.quantize_cli import main as quantize_main
-from server.process.serve import exit_now, serve
+from server.process.serve import exit_now, serve, uvicorn_config
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:
@@ -80,9 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             status = 0
         exit_now(status)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, **logs.uvicorn_logging(settings.log_level)
-    )
+    config = uvicorn_config(app, settings, host=settings.host, port=settings.port)
     exit_now(serve(app_state(app).lifecycle, config))
 
 

@@ -28,15 +28,13 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-
 from server.app import create_app
 from server.config import Settings
 from server.engine.base import FrontendLink
 from server.frontend import Frontend
 from server.http.deps import app_state
 from server.observability import logs
-from server.process.serve import exit_now, serve
+from server.process.serve import exit_now, serve, uvicorn_config
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +99,4 @@ def run_frontend(_listen_address: str, _sock: Any, payload: _Payload, client_con
     logger.info("front end %d of %d starting", index, count)
     # The supervisor's SIGTERM drains this process like a lone server; its exit, whatever the
     # status, makes the supervisor stop the rest and exit non-zero.
-    exit_now(
-        serve(
-            app_state(app).lifecycle, uvicorn.Config(app, **logs.uvicorn_logging(settings.log_level)), [sock]
-        )
-    )
+    exit_now(serve(app_state(app).lifecycle, uvicorn_config(app, settings), [sock]))

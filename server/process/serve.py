@@ -15,14 +15,28 @@ from types import FrameType
 from typing import NoReturn
 
 import uvicorn
+from fastapi import FastAPI
 
+from server.config import Settings
 from server.lifecycle import Lifecycle, Phase
+from server.observability import logs
 
 UVICORN_ERRORS = "uvicorn.error"
 
 logger = logging.getLogger(__name__)
 
 GRACE_AFTER_DRAIN_S = 1
+
+
+def uvicorn_config(app: FastAPI, settings: Settings, **where: object) -> uvicorn.Config:
+    """uvicorn's settings for one HTTP process: our logging, the keep-alive timeout, and where to
+    listen (host and port, or none when the caller passes sockets)."""
+    return uvicorn.Config(
+        app,
+        timeout_keep_alive=settings.timeout_keep_alive,
+        **where,  # type: ignore[arg-type]
+        **logs.uvicorn_logging(settings.log_level),
+    )
 
 
 class DrainingServer(uvicorn.Server):

@@ -222,6 +222,13 @@ def test_engine_args_carry_the_settings(monkeypatch: pytest.MonkeyPatch) -> None
     assert args.disable_log_stats is True
 
 
+def test_stream_interval_reaches_the_engine_and_defaults_to_one_token_per_event() -> None:
+    assert engine_args(Settings(), "/m").stream_interval == 1
+    assert engine_args(Settings(stream_interval=8), "/m").stream_interval == 8
+    with pytest.raises(ValueError, match="stream_interval"):
+        Settings(stream_interval=0)
+
+
 def test_engine_args_on_cpu_default_the_kv_cache_to_one_gib(on_cpu: None) -> None:
     assert engine_args(Settings(), "/m").kv_cache_memory_bytes == 1 << 30
     explicit = Settings(kv_cache_memory_bytes=1 << 28)

@@ -1,0 +1,169 @@
+"""Our server at several `--stream-interval` settings (tokens per streamed event), one server at a
+time, in rotating rounds, under the same `vllm bench serve` load: throughput and inter-token
+latency per setting and concurrency, and the median over rounds against interval 1.
+
+Each run is one `serve_bench.py run` (its own server start, a warm-up point, then each point; each
+point draws its own prompts). Round r starts at the r-th setting of the list, so that a machine that
+warms up or slows down over the session does not favour one setting. By default it serves the
+embedded tiny Mixtral (the CPU engine).
+
+    python bench/studies/stream_interval/stream_interval.py --out DIR --rounds 3 --intervals 1,4,16 \
+        -- --max-num-seqs 128 --max-model-len 1024
+    python bench/studies/stream_interval/stream_interval.py --out DIR --table-only --rounds 3
+
+Writes DIR/si<N>-r<round>.json (serve_bench's records), DIR/stream_interval.json and DIR/table.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "bench" / "tools"))
+
+from side_by_side import points_of, tiny_model_dir  # noqa: E402
+
+SERVE_BENCH = ROOT / "bench" / "tools" / "serve_bench.py"
+log = logging.getLogger("stream_interval")
+
+
+def rotation(intervals: list[int], round_index: int) -> list[int]:
+    shift = round_index % len(intervals)
+    return intervals[shift:] + intervals[:shift]
+
+
+def run_one(args: argparse.Namespace, interval: int, round_index: int, model_args: list[str]) -> int:
+    cmd = [
+        sys.executable, str(SERVE_BENCH), "run",
+        "--server", "ours", "--label", f"si{interval}-r{round_index}", "--out", str(args.out),
+        "--points", args.points, "--warmup", args.warmup,
+        "--input-len", str(args.input_len), "--output-len", str(args.output_len),
+        "--port", str(args.port), *model_args,
+        "--", *args.server_args, "--stream-interval", str(interval),
+    ]  # fmt: skip
+    log.info("round %d, interval %d: %s", round_index, interval, " ".join(cmd))
+    return subprocess.run(cmd, cwd=ROOT, check=False).returncode
+
+
+def summarize(out: Path, intervals: list[int], rounds: int) -> dict[str, Any]:
+    """Per concurrency and interval: each round's throughput, ITL p50/p99 and TPOT p50, their
+    medians, and the median throughput against interval 1's."""
+    rows: dict[int, dict[int, list[dict[str, Any]]]] = {}
+    for r in range(rounds):
+        for interval in intervals:
+            path = out / f"si{interval}-r{r}.json"
+            if not path.exists():
+                continue
+            for c, point in points_of(json.loads(path.read_text())).items():
+                rows.setdefault(c, {}).setdefault(interval, []).append(
+                    {
+                        "round": r,
+                        "tok_s": point.get("output_throughput"),
+                        "itl_p50_ms": point.get("itl_p50_ms"),
+                        "itl_p99_ms": point.get("itl_p99_ms"),
+                        "tpot_p50_ms": point.get("tpot_p50_ms"),
+                        "failed": point.get("failed") or 0,
+                    }
+                )
+    summary: dict[str, Any] = {}
+    for c, by_interval in sorted(rows.items()):
+        entry: dict[str, Any] = {}
+        for interval, runs in sorted(by_interval.items()):
+            medians = {
+                key: statistics.median(v for run in runs if (v := run[key]) is not None)
+                for key in ("tok_s", "itl_p50_ms", "itl_p99_ms", "tpot_p50_ms")
+                if any(run[key] is not None for run in runs)
+            }
+            entry[str(interval)] = {"rounds": runs, "median": medians}
+        base = entry.get(str(intervals[0]), {}).get("median", {}).get("tok_s")
+        for interval_entry in entry.values():
+            tok_s = interval_entry["median"].get("tok_s")
+            interval_entry["median_vs_first"] = tok_s / base if base and tok_s else None
+        summary[str(c)] = entry
+    return summary
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def table(summary: dict[str, Any], header: str) -> str:
+    lines = [
+        header,
+        "",
+        "| concurrency | interval | tok/s per round | median tok/s | vs first | ITL p50 ms | ITL p99 ms "
+        "| TPOT p50 ms | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c, entry in summary.items():
+        for interval, data in entry.items():
+            per_round = ", ".join(f"{run['tok_s']:.0f}" for run in data["rounds"] if run["tok_s"])
+            m = data["median"]
+            ratio = data["median_vs_first"]
+            lines.append(
+                f"| {c} | {interval} | {per_round} | {m.get('tok_s', 0):.0f} "
+                f"| {'' if ratio is None else f'{ratio:.3f}'} | {_ms(m.get('itl_p50_ms'))} "
+                f"| {_ms(m.get('itl_p99_ms'))} | {_ms(m.get('tpot_p50_ms'))} "
+                f"| {sum(run['failed'] for run in data['rounds'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--intervals", default="1,4,16", help="the first is the reference")
+    parser.add_argument("--points", default="1:32,32:1536", help="concurrency:prompts,...")
+    parser.add_argument("--warmup", default="32:256")
+    parser.add_argument("--input-len", type=int, default=64)
+    parser.add_argument("--output-len", type=int, default=64)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("server_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args.server_args = [a for a in args.server_args if a != "--"]
+    intervals = [int(i) for i in args.intervals.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    model_args = ["--model-dir", str(args.model_dir or tiny_model_dir())]
+    failures = 0
+    if not args.table_only:
+        for r in range(args.rounds):
+            for interval in rotation(intervals, r):
+                failures += run_one(args, interval, r, model_args) != 0
+    summary = summarize(args.out, intervals, args.rounds)
+    record = {
+        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "rounds": args.rounds,
+        "intervals": intervals,
+        "points": args.points,
+        "input_len": args.input_len,
+        "output_len": args.output_len,
+        "server_args": args.server_args,
+        "summary": summary,
+        "failed_runs": failures,
+    }
+    (args.out / "stream_interval.json").write_text(json.dumps(record, indent=2) + "\n")
+    header = (
+        f"Ours at `--stream-interval` {', '.join(map(str, intervals))}, {args.rounds} rotating rounds, "
+        f"random {args.input_len} in / {args.output_len} out, engine args `{' '.join(args.server_args)}`"
+    )
+    (args.out / "table.md").write_text(table(summary, header))
+    print(table(summary, header))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
