@@ -90,8 +90,8 @@ class Settings(BaseSettings):
     linear_backend: str | None = Field(
         None,
         description="Kernel family for quantized linear layers (vLLM's --linear-backend: auto, marlin, "
-        "machete, ...). Unset: marlin for a 4-bit compressed-tensors checkpoint on a GPU (measured "
-        "faster than vLLM's pick, see docs/models.md), vLLM's own choice otherwise.",
+        "machete, ...). Unset: marlin for a W4A16 compressed-tensors checkpoint on Hopper (measured "
+        "faster there than vLLM's Machete, see docs/models.md), vLLM's own choice otherwise.",
     )
     enforce_eager: bool = Field(False, description="Disable CUDA graphs and torch.compile.")
     enable_prefix_caching: bool | None = Field(None, description="Reuse KV cache across shared prefixes.")
