@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
+
+from tests.unit.bench.scripts import load_script
 
 TOOLS = Path(__file__).resolve().parents[3] / "bench" / "tools"
 T0 = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)
 
 
 def load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("access_log_runs", TOOLS / "access_log_runs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOLS / "access_log_runs.py")
 
 
 def access_line(end_s: float, duration_s: float, tokens: int, ttfb_ms: float, **extra: object) -> str:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
+
+from tests.unit.bench.scripts import load_script
 
 TOOLS = Path(__file__).resolve().parents[3] / "bench" / "tools"
 
 
 def load_table_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("serve_table", TOOLS / "serve_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["serve_table"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOLS / "serve_table.py")
 
 
 def point(concurrency: int, prompts: int, throughput: float, ttft: float, warmup: bool = False) -> dict:

@@ -7,7 +7,6 @@ experts) and all of every tensor it does not split here (embedding, output layer
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -16,16 +15,14 @@ from typing import Any
 
 import pytest
 
+from tests.unit.bench.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "bench" / "studies" / "rank_shape" / "rank_shape.py"
 
 
 def load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rank_shape", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def parameter_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:

@@ -5,34 +5,24 @@ points' prompts from the server's prefix cache); two servers measured in turn ge
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
-import pytest
+from tests.unit.bench.scripts import load_script
 
 TOOLS = Path(__file__).resolve().parents[3] / "bench" / "tools"
 
 
-def load_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(TOOLS))  # it imports serve_table beside it
-    spec = importlib.util.spec_from_file_location("serve_bench", TOOLS / "serve_bench.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["serve_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+def load_module() -> ModuleType:
+    return load_script(TOOLS / "serve_bench.py")
 
 
 def seed_of(command: list[str]) -> str:
     return command[command.index("--seed") + 1]
 
 
-def test_each_point_gets_the_next_seed_and_two_runs_get_the_same_sequence(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    serve_bench = load_module(monkeypatch)
+def test_each_point_gets_the_next_seed_and_two_runs_get_the_same_sequence(tmp_path: Path) -> None:
+    serve_bench = load_module()
     seeds: dict[str, list[str]] = {}
     for label in ("vllm-r0", "ours-r0"):
         args = argparse.Namespace(

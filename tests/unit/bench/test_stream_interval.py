@@ -3,22 +3,19 @@ summary and table from serve_bench records (the figures of its committed run).""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.unit.bench.scripts import load_script
+
 STUDY = Path(__file__).resolve().parents[3] / "bench" / "studies" / "stream_interval"
 
 
 def load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stream_interval", STUDY / "stream_interval.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(STUDY / "stream_interval.py")
 
 
 def record(points: list[tuple[int, float, bool]]) -> dict[str, object]:

@@ -3,7 +3,6 @@ against what the quantizer writes for the tiny Mixtral, and Mixtral-8x7B's figur
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -13,18 +12,13 @@ from safetensors import safe_open
 from server.engine.quantize import quantization_config, quantize_checkpoint
 from server.engine.tiny import ensure_tiny_model
 from tests.conftest import cache_dir
+from tests.unit.bench.scripts import load_script
 
 BENCH = Path(__file__).resolve().parents[3] / "bench"
 
 
 def load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "w4a16_size", BENCH / "studies" / "w4a16_size" / "w4a16_size.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH / "studies" / "w4a16_size" / "w4a16_size.py")
 
 
 def test_computed_size_is_the_quantizers_output_on_the_tiny_mixtral(tmp_path: Path) -> None:
