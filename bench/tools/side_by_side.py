@@ -22,6 +22,7 @@ import logging
 import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +44,34 @@ def order(round_index: int) -> tuple[str, str]:
     return SERVERS if round_index % 2 == 0 else (SERVERS[1], SERVERS[0])
 
 
-def run_one(args: argparse.Namespace, server: str, round_index: int, model_args: list[str]) -> int:
+def serve_bench_run(
+    args: argparse.Namespace, server: str, label: str, model_args: list[str], extra: Sequence[str] = ()
+) -> int:
+    """One `serve_bench.py run` with this script's load and engine arguments (plus `extra`)."""
     cmd = [
         sys.executable, str(SERVE_BENCH), "run",
-        "--server", server, "--label", f"{server}-r{round_index}", "--out", str(args.out),
+        "--server", server, "--label", label, "--out", str(args.out),
         "--points", args.points, "--warmup", args.warmup,
         "--input-len", str(args.input_len), "--output-len", str(args.output_len),
         "--port", str(args.port), *model_args,
-        "--", *args.server_args,
+        "--", *args.server_args, *extra,
     ]  # fmt: skip
-    log.info("round %d, %s: %s", round_index, server, " ".join(cmd))
+    log.info("%s: %s", label, " ".join(cmd))
     return subprocess.run(cmd, cwd=ROOT, check=False).returncode
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, points: str, warmup: str, rounds: int = 2) -> None:
+    """The arguments of a run of rounds: where, how many, the load, and the engine arguments."""
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--points", default=points, help="concurrency:prompts,...")
+    parser.add_argument("--warmup", default=warmup)
+    parser.add_argument("--input-len", type=int, default=64)
+    parser.add_argument("--output-len", type=int, default=64)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("server_args", nargs=argparse.REMAINDER)
 
 
 def points_of(record: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -115,17 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--points", default="1:16,8:64,32:128,128:256", help="concurrency:prompts,...")
-    parser.add_argument("--warmup", default="8:16")
-    parser.add_argument("--input-len", type=int, default=64)
-    parser.add_argument("--output-len", type=int, default=64)
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model-dir", type=Path)
+    add_run_arguments(parser, points="1:16,8:64,32:128,128:256", warmup="8:16")
     parser.add_argument("--prepare-dummy", type=Path)
-    parser.add_argument("--table-only", action="store_true")
-    parser.add_argument("server_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.server_args = [a for a in args.server_args if a != "--"]
@@ -138,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.table_only:
         for r in range(args.rounds):
             for server in order(r):
-                failures += run_one(args, server, r, model_args) != 0
+                failures += serve_bench_run(args, server, f"{server}-r{r}", model_args) != 0
     summary = compare(args.out, args.rounds)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     record = {

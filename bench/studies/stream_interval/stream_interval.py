@@ -21,7 +21,6 @@ import datetime
 import json
 import logging
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,28 +28,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "bench" / "tools"))
 
-from side_by_side import points_of, tiny_model_dir  # noqa: E402
+from side_by_side import add_run_arguments, points_of, serve_bench_run, tiny_model_dir  # noqa: E402
 
-SERVE_BENCH = ROOT / "bench" / "tools" / "serve_bench.py"
 log = logging.getLogger("stream_interval")
 
 
 def rotation(intervals: list[int], round_index: int) -> list[int]:
     shift = round_index % len(intervals)
     return intervals[shift:] + intervals[:shift]
-
-
-def run_one(args: argparse.Namespace, interval: int, round_index: int, model_args: list[str]) -> int:
-    cmd = [
-        sys.executable, str(SERVE_BENCH), "run",
-        "--server", "ours", "--label", f"si{interval}-r{round_index}", "--out", str(args.out),
-        "--points", args.points, "--warmup", args.warmup,
-        "--input-len", str(args.input_len), "--output-len", str(args.output_len),
-        "--port", str(args.port), *model_args,
-        "--", *args.server_args, "--stream-interval", str(interval),
-    ]  # fmt: skip
-    log.info("round %d, interval %d: %s", round_index, interval, " ".join(cmd))
-    return subprocess.run(cmd, cwd=ROOT, check=False).returncode
 
 
 def summarize(out: Path, intervals: list[int], rounds: int) -> dict[str, Any]:
@@ -121,17 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rounds", type=int, default=3)
+    add_run_arguments(parser, points="1:32,32:1536", warmup="32:256", rounds=3)
     parser.add_argument("--intervals", default="1,4,16", help="the first is the reference")
-    parser.add_argument("--points", default="1:32,32:1536", help="concurrency:prompts,...")
-    parser.add_argument("--warmup", default="32:256")
-    parser.add_argument("--input-len", type=int, default=64)
-    parser.add_argument("--output-len", type=int, default=64)
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model-dir", type=Path)
-    parser.add_argument("--table-only", action="store_true")
-    parser.add_argument("server_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.server_args = [a for a in args.server_args if a != "--"]
@@ -142,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.table_only:
         for r in range(args.rounds):
             for interval in rotation(intervals, r):
-                failures += run_one(args, interval, r, model_args) != 0
+                label, extra = f"si{interval}-r{r}", ["--stream-interval", str(interval)]
+                failures += serve_bench_run(args, "ours", label, model_args, extra) != 0
     summary = summarize(args.out, intervals, args.rounds)
     record = {
         "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
