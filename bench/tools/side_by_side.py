@@ -74,6 +74,23 @@ def add_run_arguments(parser: argparse.ArgumentParser, points: str, warmup: str,
     parser.add_argument("server_args", nargs=argparse.REMAINDER)
 
 
+def write_results(args: argparse.Namespace, name: str, record: dict[str, Any], table_text: str) -> None:
+    """DIR/<name>.json (when the run finished, its arguments, then `record`) and DIR/table.md
+    (`table_text`, also printed)."""
+    full = {
+        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "rounds": args.rounds,
+        "points": args.points,
+        "input_len": args.input_len,
+        "output_len": args.output_len,
+        "server_args": args.server_args,
+        **record,
+    }
+    (args.out / f"{name}.json").write_text(json.dumps(full, indent=2) + "\n")
+    (args.out / "table.md").write_text(table_text)
+    print(table_text)
+
+
 def points_of(record: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """The measured points (not the warm-up), by concurrency."""
     measured = [p for p in record.get("points", []) if not p["warmup"] and p.get("status") == "ok"]
@@ -149,25 +166,12 @@ def main(argv: list[str] | None = None) -> int:
             for server in order(r):
                 failures += serve_bench_run(args, server, f"{server}-r{r}", model_args) != 0
     summary = compare(args.out, args.rounds)
-    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    record = {
-        "finished_at": started,
-        "rounds": args.rounds,
-        "points": args.points,
-        "input_len": args.input_len,
-        "output_len": args.output_len,
-        "server_args": args.server_args,
-        "model": model_args,
-        "summary": summary,
-        "failed_runs": failures,
-    }
-    (args.out / "side_by_side.json").write_text(json.dumps(record, indent=2) + "\n")
     header = (
         f"`vllm serve` and ours, {args.rounds} alternating rounds, random {args.input_len} in / "
         f"{args.output_len} out, engine args `{' '.join(args.server_args)}`"
     )
-    (args.out / "table.md").write_text(table(summary, header))
-    print(table(summary, header))
+    record = {"model": model_args, "summary": summary, "failed_runs": failures}
+    write_results(args, "side_by_side", record, table(summary, header))
     return 1 if failures else 0
 
 

@@ -17,7 +17,6 @@ Writes DIR/si<N>-r<round>.json (serve_bench's records), DIR/stream_interval.json
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
 import statistics
@@ -28,7 +27,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "bench" / "tools"))
 
-from side_by_side import add_run_arguments, points_of, serve_bench_run, tiny_model_dir  # noqa: E402
+from side_by_side import (  # noqa: E402
+    add_run_arguments,
+    points_of,
+    serve_bench_run,
+    tiny_model_dir,
+    write_results,
+)
 
 log = logging.getLogger("stream_interval")
 
@@ -121,24 +126,12 @@ def main(argv: list[str] | None = None) -> int:
                 label, extra = f"si{interval}-r{r}", ["--stream-interval", str(interval)]
                 failures += serve_bench_run(args, "ours", label, model_args, extra) != 0
     summary = summarize(args.out, intervals, args.rounds)
-    record = {
-        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "rounds": args.rounds,
-        "intervals": intervals,
-        "points": args.points,
-        "input_len": args.input_len,
-        "output_len": args.output_len,
-        "server_args": args.server_args,
-        "summary": summary,
-        "failed_runs": failures,
-    }
-    (args.out / "stream_interval.json").write_text(json.dumps(record, indent=2) + "\n")
     header = (
         f"Ours at `--stream-interval` {', '.join(map(str, intervals))}, {args.rounds} rotating rounds, "
         f"random {args.input_len} in / {args.output_len} out, engine args `{' '.join(args.server_args)}`"
     )
-    (args.out / "table.md").write_text(table(summary, header))
-    print(table(summary, header))
+    record = {"intervals": intervals, "summary": summary, "failed_runs": failures}
+    write_results(args, "stream_interval", record, table(summary, header))
     return 1 if failures else 0
 
 
